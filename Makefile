@@ -1,0 +1,64 @@
+# Two entry points for a fresh machine: `make study` and `make test`.
+# Both create .venv and install everything they need (system fonts/word lists and
+# Chromium with apt when it is available, then the pinned CPU torch, then the project).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+RESULTS ?= results/quick
+APT_PACKAGES := fonts-lohit-beng-bengali fonts-lohit-deva fonts-noto-core \
+  fonts-beng-extra fonts-deva-extra fonts-dejavu-core fonts-freefont-ttf fonts-urw-base35 \
+  fonts-comic-neue fonts-dancingscript fonts-breip fonts-kristi fonts-sil-andika \
+  fonts-humor-sans fonts-font-awesome wamerican hunspell-bn hunspell-hi libfribidi0 libraqm0 \
+  chromium chromium-driver
+
+.PHONY: setup system venv test study quick cpu book bench lint clean
+
+setup: system $(BIN)/afdm
+
+# System packages: fonts for the synthetic script words, word lists, Raqm, Chromium.
+# Skipped (with a message) when apt is not available or we are not root.
+system: .system-stamp
+.system-stamp:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq || true) && \
+	  for p in $(APT_PACKAGES); do \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1 \
+	      || echo "make: apt could not install $$p (the features needing it will say so)"; \
+	  done; \
+	else \
+	  echo "make: apt-get not available or not root: install fonts, word lists and chromium by hand (see README)"; \
+	fi
+	@touch .system-stamp
+
+$(BIN)/afdm: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(BIN)/afdm
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+study: setup
+	$(BIN)/afdm sweep --preset quick --results $(RESULTS)
+	$(BIN)/afdm book --results $(RESULTS)
+	@echo "Open book/_build/html/index.html (results in $(RESULTS))"
+
+cpu: setup
+	$(BIN)/afdm sweep --preset cpu --results results/cpu
+
+book: setup
+	$(BIN)/afdm book --results results/cpu
+
+bench: setup
+	$(BIN)/afdm bench --out results/bench.json
+
+lint: setup
+	$(BIN)/ruff check afdm_lib tests
+
+clean:
+	rm -rf $(VENV) .system-stamp book/_build

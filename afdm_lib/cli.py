@@ -1,0 +1,179 @@
+"""The ``afdm`` command line: ``afdm train | sweep | book | bench | data``.
+
+Each sub-command has its own ``add_<name>`` (arguments) and ``cmd_<name>`` (action);
+the work itself lives in the library modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from .config import RunConfig
+
+
+class UserError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+# --- train ---------------------------------------------------------------------------
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train and evaluate one run (resumes from --out)",
+                       description="Train one recognizer/spotter with method none|random|afdm. "
+                                   "Every RunConfig field is an option (--name value).")
+    p.add_argument("--out", required=True, help="run folder (config, checkpoint, record)")
+    p.add_argument("--config", help="JSON file with RunConfig fields (options override it)")
+    defaults = RunConfig()
+    for f in dataclasses.fields(RunConfig):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f"(default {value})")
+        else:
+            kind = {"int": int, "float": float}.get(
+                str(f.type).replace(" | None", ""), str)
+            p.add_argument(flag, dest=f.name, type=kind, default=None,
+                           help=f"(default {value})")
+    p.set_defaults(func=cmd_train)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = RunConfig.load(args.config).to_dict() if args.config else {}
+    for f in dataclasses.fields(RunConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    if values.get("fraction") is not None and getattr(args, "train_size", None) is None:
+        values["train_size"] = None
+    if values.get("task") == "spotting" and getattr(args, "arch", None) is None:
+        values["arch"] = "tpp-phocnet"
+    return RunConfig.from_dict(values)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = config_from_args(args)
+    record = train(cfg, args.out)
+    m = record["metrics"]
+    shown = {k: m[k] for k in ("cer", "wer", "map_qbe", "map_qbs") if k in m}
+    print(" ".join(f"{k}={v:.4f}" for k, v in shown.items()),
+          f"train_size={m['train_size']} steps={m['steps']} "
+          f"train_seconds={m['train_seconds']} -> {args.out}")
+    return 0
+
+
+# --- sweep ---------------------------------------------------------------------------
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run every cell of a preset with papermill")
+    p.add_argument("--preset", required=True, help="smoke | quick | cpu | paper")
+    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--results", default=None, help="results folder (default results/<preset>)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    summary = run_sweep(args.preset, results=args.results, executor=args.executor,
+                        jobs=args.jobs, address=args.address, device=args.device,
+                        quiet=args.quiet)
+    return 0 if summary.get("failed", 0) == 0 else 1
+
+
+# --- book ----------------------------------------------------------------------------
+def add_book(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("book", help="build the Jupyter Book from a results folder")
+    p.add_argument("--results", default="results/cpu")
+    p.set_defaults(func=cmd_book)
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    path = build_book(args.results)
+    print(f"book built: {path}")
+    return 0
+
+
+# --- bench ---------------------------------------------------------------------------
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed benchmarks (images/s, MFU, AFDM overhead)")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--out", default="results/bench.json")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(quick=args.quick, device=args.device, out=args.out)
+    return 0
+
+
+# --- data ----------------------------------------------------------------------------
+def add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="list datasets or check a copy")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    dsub.add_parser("list", help="every dataset, whether it is available, where it looks")
+    c = dsub.add_parser("check", help="read a whole copy and report counts and problems")
+    c.add_argument("name")
+    c.add_argument("--root", default=None)
+    p.set_defaults(func=cmd_data)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import REGISTRY, dataset_names
+
+    if args.data_cmd == "list":
+        for name in dataset_names():
+            info = REGISTRY[name]
+            ok = "available" if info.available(None) else "missing"
+            print(f"{name:20s} {ok:10s} {info.description}\n{'':31s}looks in: {info.locate(None)}")
+        return 0
+    from .data.check import check_dataset
+
+    return check_dataset(args.name, args.root)
+
+
+# --- entry point -----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="afdm", description="AFDM study: train, sweep, build the book, benchmark.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_train, add_sweep, add_book, add_bench, add_data):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    from .data import DataError
+    from .results import ResultsError
+    from .train import CheckpointError, DivergedError
+
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("afdm: interrupted; the last checkpoint is kept, run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except (UserError, ConfigError, DataError, ResultsError, CheckpointError,
+            DivergedError) as exc:
+        print(f"afdm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

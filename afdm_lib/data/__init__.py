@@ -1,0 +1,200 @@
+"""The dataset interface: one registry, one :class:`WordDataset`, one way to cut.
+
+Every dataset (embedded digit words, synthetic script words, real IAM/RIMES/GW/...)
+is reached through :func:`load_dataset` and yields ``(image, text)`` where ``image`` is a
+float tensor 1 x H x W with ink = 1 and background = 0 (so zero padding is blank paper).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+class DataError(ValueError):
+    """A dataset cannot be used; the message names the file and the problem."""
+
+
+def normalise_text(text: str) -> str:
+    """Unicode NFC, the one normal form used for labels, alphabets and CER."""
+    return unicodedata.normalize("NFC", text)
+
+
+def to_height(image: np.ndarray, height: int) -> np.ndarray:
+    """Resize a uint8 ink-high image to ``height`` keeping the aspect ratio."""
+    h, w = image.shape
+    new_w = max(8, int(round(w * height / h)))
+    if (h, w) == (height, new_w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((new_w, height), Image.BILINEAR))
+
+
+class WordDataset(Dataset):
+    """Word images with transcriptions.
+
+    Subclasses implement :meth:`raw_image` (uint8 H x W, ink high, any size); this class
+    resizes to the model height and applies the light training augmentation.
+    ``writers`` holds a writer/font id per sample where known, else ``None``.
+    ``problems`` lists what a loader skipped (file and reason), for the run record.
+    """
+
+    name: str = "dataset"
+
+    def __init__(self, texts: Sequence[str], writers: Sequence[Any] | None = None,
+                 split: str = "train") -> None:
+        self.texts = [normalise_text(t) for t in texts]
+        self.writers = list(writers) if writers is not None else [None] * len(self.texts)
+        self.split = split
+        self.height = 32
+        self.augment = False
+        self.aug_seed = 0
+        self.problems: list[str] = []
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def raw_image(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation depends on (seed, epoch, index): reproducible across resumes."""
+        self._epoch = epoch
+
+    def image(self, index: int) -> np.ndarray:
+        img = self.raw_image(index)
+        if self.augment:
+            rng = np.random.default_rng((self.aug_seed, self._epoch, index))
+            img = light_augment(img, rng)
+        return to_height(img, self.height)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        img = self.image(index)
+        return torch.from_numpy(np.array(img)).float().div_(255.0).unsqueeze(0), self.texts[index]
+
+    def alphabet(self) -> list[str]:
+        return sorted({c for t in self.texts for c in t})
+
+    def writer_count(self) -> int | None:
+        known = {w for w in self.writers if w is not None}
+        return len(known) or None
+
+
+def light_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Small random shear and horizontal scale: the usual input augmentation, the same
+    for every method so that only the feature warp differs between them."""
+    h, w = img.shape
+    shear = rng.uniform(-0.3, 0.3)
+    sx = rng.uniform(0.85, 1.15)
+    new_w = max(8, int(round(w * sx + abs(shear) * h)))
+    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f)
+    offset = -abs(shear) * h if shear > 0 else 0.0
+    coeffs = (1 / sx, shear / sx, offset / sx, 0.0, 1.0, 0.0)
+    out = Image.fromarray(img).transform((new_w, h), Image.AFFINE, coeffs, Image.BILINEAR)
+    return np.asarray(out)
+
+
+class Subset(WordDataset):
+    """A view on some indices of another dataset (used for low-resource cuts)."""
+
+    def __init__(self, base: WordDataset, indices: Sequence[int]) -> None:
+        super().__init__([base.texts[i] for i in indices], [base.writers[i] for i in indices],
+                         base.split)
+        self.base = base
+        self.indices = list(indices)
+        self.name = base.name
+        self.problems = base.problems
+        self.height = base.height
+
+    def raw_image(self, index: int) -> np.ndarray:
+        return self.base.raw_image(self.indices[index])
+
+
+def cut(dataset: WordDataset, train_size: int | None = None, fraction: float | None = None,
+        seed: int = 0) -> WordDataset:
+    """Deterministic, nested low-resource cut: the first n items of one seeded
+    permutation, so the 100-word cut is inside the 500-word cut for the same seed."""
+    n_all = len(dataset)
+    if train_size is None and fraction is None:
+        return dataset
+    if n_all == 0:
+        raise DataError(f"{dataset.name}: the training split is empty; nothing to cut")
+    n = train_size if train_size is not None else int(round(fraction * n_all))
+    if n < 1:
+        raise DataError(f"{dataset.name}: a cut of fraction={fraction} leaves no training words")
+    if n > n_all:
+        raise DataError(f"{dataset.name}: train_size={n} is larger than the training split "
+                        f"({n_all} words); choose at most {n_all} or use --fraction")
+    order = np.random.default_rng(seed).permutation(n_all)
+    return Subset(dataset, order[:n].tolist())
+
+
+# --- the registry ------------------------------------------------------------------
+@dataclass
+class DatasetInfo:
+    name: str
+    description: str
+    loader: Callable[..., WordDataset]  # loader(root, split, **options)
+    locate: Callable[[str | None], str]  # where it looks / "embedded"
+    available: Callable[[str | None], bool]
+    splits: tuple[str, ...] = ("train", "val", "test")
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, DatasetInfo] = {}
+
+
+def register(info: DatasetInfo) -> DatasetInfo:
+    REGISTRY[info.name] = info
+    return info
+
+
+def _ensure_registered() -> None:
+    # importing the modules registers their datasets
+    from . import digits  # noqa: F401
+    try:
+        from . import real  # noqa: F401
+    except ImportError:
+        pass
+    try:
+        from . import synth  # noqa: F401
+    except ImportError:
+        pass
+
+
+def dataset_names() -> list[str]:
+    _ensure_registered()
+    return list(REGISTRY)
+
+
+def load_dataset(name: str, root: str | None = None, split: str = "train",
+                 **options: Any) -> WordDataset:
+    """Load split ``split`` of dataset ``name`` (``root`` for user-supplied copies)."""
+    _ensure_registered()
+    if name not in REGISTRY:
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(REGISTRY)}")
+    info = REGISTRY[name]
+    if split not in info.splits:
+        raise DataError(f"{name}: unknown split {split!r}; choose one of {list(info.splits)}")
+    ds = info.loader(root, split, **options)
+    ds.name = name
+    return ds
+
+
+# --- batching ------------------------------------------------------------------------
+def collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pad images to the widest in the batch (zeros = blank) and keep the real widths."""
+    images, texts = zip(*batch)
+    height = images[0].shape[1]
+    widths = torch.tensor([im.shape[2] for im in images], dtype=torch.long)
+    out = torch.zeros(len(images), 1, height, int(widths.max()))
+    for i, im in enumerate(images):
+        out[i, :, :, : im.shape[2]] = im
+    return out, widths, list(texts)

@@ -1,0 +1,149 @@
+"""The results store: one JSON record per run, written atomically, loaded as a table.
+
+A record is ``<run dir>/record.json``::
+
+    {"schema": 1, "status": "ok" | "failed", "error": str | None,
+     "config": {...RunConfig...}, "metrics": {...}, "curve": [...],
+     "timings": {...}, "sizes": {...}, "environment": {versions, device, git commit},
+     "determinism": {...}, "started": iso, "finished": iso}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+RECORD = "record.json"
+
+
+class ResultsError(OSError):
+    """The results folder cannot be written; nothing partial was left behind."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ResultsError(exc.errno or errno.EIO,
+                           f"{path.parent}: cannot write results here ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ResultsError(exc.errno or errno.EIO,
+                               f"{path}: cannot write ({exc.strerror}); nothing was written"
+                               ) from exc
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically: a temporary file in the same folder, fsync, rename."""
+    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+    _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    """torch.save, atomically."""
+    import torch
+
+    _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    import numpy
+    import torch
+
+    from . import __version__
+
+    info = {
+        "afdm_study": __version__, "python": platform.python_version(),
+        "torch": torch.__version__, "numpy": numpy.__version__,
+        "platform": platform.platform(), "processor": platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "device": device, "git_commit": git_commit(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def make_record(config: dict[str, Any], status: str, *, metrics: dict | None = None,
+                error: str | None = None, curve: list | None = None,
+                timings: dict | None = None, sizes: dict | None = None,
+                determinism: dict | None = None, device: str = "cpu",
+                started: str | None = None, cell_id: str | None = None) -> dict[str, Any]:
+    if status not in ("ok", "failed"):
+        raise ValueError(f"status={status!r}; choose 'ok' or 'failed'")
+    return {
+        "schema": SCHEMA, "cell_id": cell_id, "status": status, "error": error,
+        "config": config, "metrics": metrics or {}, "curve": curve or [],
+        "timings": timings or {}, "sizes": sizes or {}, "determinism": determinism or {},
+        "environment": environment(device), "started": started or now(), "finished": now(),
+    }
+
+
+def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The record of a run folder, or None when there is none (or it is unreadable)."""
+    path = Path(run_dir) / RECORD
+    try:
+        rec = read_json(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("schema") == SCHEMA else None
+
+
+def load_records(root: str | Path = "results"):
+    """Every record under ``root`` as a pandas DataFrame, one row per run, with
+    ``config.*``, ``metrics.*``, ``timings.*`` and ``sizes.*`` flattened into columns."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(root).rglob(RECORD)):
+        rec = read_record(path.parent)
+        if rec is None:
+            continue
+        row = {"path": str(path.parent), "status": rec["status"], "error": rec.get("error"),
+               "cell_id": rec.get("cell_id"), "finished": rec.get("finished"),
+               "git_commit": rec.get("environment", {}).get("git_commit")}
+        for part in ("config", "metrics", "timings", "sizes"):
+            for key, value in (rec.get(part) or {}).items():
+                if not isinstance(value, (dict, list)):
+                    row[f"{part}.{key}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)

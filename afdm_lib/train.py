@@ -1,0 +1,428 @@
+"""The alternating trainer: recognizer (T_A, T_B) against the AFDM.
+
+Schedule (``method="afdm"``), in recognizer steps:
+
+1. ``warmup_steps``: the recognizer alone, no warping;
+2. ``afdm_warmup_steps`` AFDM-only steps (recognizer frozen) on the next batches;
+3. alternate: every batch a recognizer step on features of which a fraction ``p_warp``
+   is warped (AFDM frozen), and every ``afdm_ratio`` recognizer steps one AFDM step that
+   *maximises* the same loss with the recognizer frozen.
+
+``method="random"`` uses the same schedule and warp with random control points and no
+AFDM steps; ``method="none"`` never warps. The AFDM is not used at evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .afdm import AFDM
+from .config import RunConfig
+from .ctc import Alphabet, beam_decode, greedy_decode
+from .data import DataError, WordDataset, collate, cut, load_dataset
+from .metrics import cer, wer
+from .models import BlockModel, build_model
+from .results import RECORD, make_record, now, read_record, save_torch, write_json
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class DivergedError(RuntimeError):
+    """The loss stayed non-finite for too many consecutive steps."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (other model, truncated file)."""
+
+
+# --- tasks ---------------------------------------------------------------------------
+class RecognitionTask:
+    """CTC word recognition; validation metric CER (lower is better)."""
+
+    val_metric = "cer"
+    lower_is_better = True
+
+    def __init__(self, chars: list[str], decoder: str = "greedy", beam_width: int = 10) -> None:
+        self.alphabet = Alphabet(chars)
+        self.num_outputs = len(self.alphabet)
+        self.decoder, self.beam_width = decoder, beam_width
+        self.ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+
+    def state(self) -> dict[str, Any]:
+        return {"task": "recognition", "alphabet": self.alphabet.chars}
+
+    def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
+             texts: list[str], warp=None) -> torch.Tensor:
+        log_probs = model(images, widths, warp)
+        encoded = [self.alphabet.encode(t)[0] for t in texts]
+        targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
+        target_lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
+        input_lengths = model.output_lengths(widths).clamp(max=log_probs.shape[0])
+        return self.ctc(log_probs.float(), targets, input_lengths, target_lengths)
+
+    @torch.no_grad()
+    def predict(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor) -> list[str]:
+        log_probs = model(images, widths)
+        lengths = model.output_lengths(widths).clamp(max=log_probs.shape[0])
+        if self.decoder == "beam":
+            ids = beam_decode(log_probs, lengths, self.beam_width)
+        else:
+            ids = greedy_decode(log_probs, lengths)
+        return [self.alphabet.decode(i) for i in ids]
+
+    @torch.no_grad()
+    def evaluate(self, model: BlockModel, loader: DataLoader, device: torch.device,
+                 examples: int = 0) -> dict[str, Any]:
+        model.eval()
+        preds, refs = [], []
+        for images, widths, texts in loader:
+            preds += self.predict(model, images.to(device), widths.to(device))
+            refs += texts
+        model.train()
+        unknown = sum(self.alphabet.encode(t)[1] for t in refs)
+        out: dict[str, Any] = {"cer": cer(preds, refs), "wer": wer(preds, refs),
+                               "n_eval": len(refs), "unknown_chars": unknown}
+        if examples:
+            out["examples"] = [{"reference": r, "prediction": p}
+                               for p, r in zip(preds[:examples], refs[:examples])]
+        return out
+
+
+def make_task(cfg: RunConfig, train: WordDataset):
+    if cfg.task == "recognition":
+        return RecognitionTask(train.alphabet(), cfg.decoder, cfg.beam_width)
+    from .spotting import SpottingTask
+
+    return SpottingTask(cfg, train)
+
+
+# --- helpers -------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> dict[str, Any]:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+    return {"seed": seed, "torch.use_deterministic_algorithms": True,
+            "cudnn.benchmark": False, "note": "bit-identical on CPU with the same threads"}
+
+
+def load_splits(cfg: RunConfig) -> tuple[WordDataset, WordDataset, WordDataset]:
+    """Train (cut), validation and test splits of ``cfg.dataset``."""
+    options = {"strict": cfg.strict} if cfg.strict else {}
+    full = load_dataset(cfg.dataset, cfg.data_root, "train", **options)
+    train = cut(full, cfg.train_size, cfg.fraction, cfg.seed)
+    val = load_dataset(cfg.dataset, cfg.data_root, "val", size=cfg.val_size, **options)
+    test = load_dataset(cfg.dataset, cfg.data_root, "test", size=cfg.test_size, **options)
+    for ds in (train, val, test):
+        ds.height = cfg.height
+    if len(train) == 0:
+        raise DataError(f"{cfg.dataset}: the training cut is empty")
+    for name, ds in (("validation", val), ("test", test)):
+        if len(ds) == 0:
+            raise DataError(f"{cfg.dataset}: the {name} split is empty")
+    train.augment, train.aug_seed = cfg.augment, cfg.seed
+    return train, val, test
+
+
+def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
+    if cfg.method == "none":
+        return None
+    groups = cfg.groups
+    while model.afdm_channels % groups:  # narrow CPU widths: fall back to a divisor
+        groups -= 1
+    return AFDM(model.afdm_channels, groups, cfg.grid_rows, cfg.grid_cols, cfg.max_shift,
+                mode="adversarial" if cfg.method == "afdm" else "random")
+
+
+def _finite_step(params: list[torch.Tensor], clip: float) -> bool:
+    """Clip (when asked) and report whether every gradient is finite."""
+    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+    return bool(torch.isfinite(norm))
+
+
+class Trainer:
+    """One run: ``Trainer(cfg, out).run()`` trains, evaluates and writes the record."""
+
+    def __init__(self, cfg: RunConfig, out: str | Path, progress: bool | None = None) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.progress = (not cfg.quiet and sys.stderr.isatty()) if progress is None else progress
+        self.started = now()
+
+    # --- the run ----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train (resuming if a checkpoint is there) and return the ``ok`` record. On any
+        error a ``failed`` record with the reason is written, then the error is raised."""
+        cfg = self.cfg
+        done = read_record(self.out)
+        if done is not None and done["status"] == "ok" and done["config"] == cfg.to_dict():
+            return done
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", cfg.to_dict())
+        try:
+            record = self._train()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {exc}"
+            write_json(self.out / RECORD, make_record(
+                cfg.to_dict(), "failed", error=msg, device=cfg.device, started=self.started))
+            raise
+        return record
+
+    def _train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        determinism = seed_everything(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        train, val, test = load_splits(cfg)
+        task = make_task(cfg, train)
+        model = build_model(cfg.arch, task.num_outputs, cfg.width, cfg.height,
+                            cfg.insert_after).to(device)
+        afdm = build_afdm(cfg, model)
+        if afdm is not None:
+            afdm.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        opt_afdm = (torch.optim.Adam(afdm.parameters(), lr=cfg.afdm_lr)
+                    if afdm is not None and afdm.loc is not None else None)
+        eval_kw = {"batch_size": 64, "collate_fn": collate, "num_workers": cfg.workers}
+        val_loader = DataLoader(val, **eval_kw)
+        test_loader = DataLoader(test, **eval_kw)
+        data_seconds = time.perf_counter() - t0
+
+        st = {"epoch": 0, "step": 0, "afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0,
+              "best": None, "best_step": 0, "best_state": None, "evals_since_best": 0,
+              "curve": [], "train_seconds": 0.0, "stopped_early": False}
+        ckpt_path = self.out / CHECKPOINT
+        if ckpt_path.exists():
+            st = self._resume(ckpt_path, model, afdm, opt, opt_afdm, task)
+
+        loss_sum, loss_n = 0.0, 0
+        params = [p for p in model.parameters()]
+        finished = st["stopped_early"] or st["epoch"] >= cfg.epochs
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=st["epoch"] * steps_per_epoch,
+                       desc=f"{cfg.method} seed {cfg.seed}", unit="batch", file=sys.stderr)
+
+        def warp_for(mask_p: float, frozen: bool):
+            def warp(f: torch.Tensor) -> torch.Tensor:
+                warped = afdm(f, frozen=frozen)
+                if mask_p >= 1.0:
+                    return warped
+                mask = torch.rand(f.shape[0], device=f.device) < mask_p
+                return torch.where(mask[:, None, None, None], warped, f)
+            return warp
+
+        while not finished:
+            epoch_start = time.perf_counter()
+            train.set_epoch(st["epoch"])
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + st["epoch"])
+            loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                                collate_fn=collate, num_workers=cfg.workers, drop_last=False)
+            for images, widths, texts in loader:
+                images, widths = images.to(device), widths.to(device)
+                warping = afdm is not None and st["step"] >= cfg.warmup_steps
+                if (warping and opt_afdm is not None
+                        and st["afdm_steps"] < cfg.afdm_warmup_steps):
+                    self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
+                                    warp_for(1.0, False), st)
+                    continue
+                warp = warp_for(cfg.p_warp, True) if warping else None
+                loss = task.loss(model, images, widths, texts, warp)
+                opt.zero_grad(set_to_none=True)
+                if self._guard(loss, st):
+                    loss.backward()
+                    if _finite_step(params, cfg.clip_grad):
+                        opt.step()
+                        loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
+                    else:
+                        self._bad(st)
+                st["step"] += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.3f}")
+                if (warping and opt_afdm is not None and st["step"] % cfg.afdm_ratio == 0):
+                    self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
+                                    warp_for(1.0, False), st)
+                if cfg.eval_every and st["step"] % cfg.eval_every == 0:
+                    st["train_seconds"] += time.perf_counter() - epoch_start
+                    self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
+                    loss_sum, loss_n = 0.0, 0
+                    epoch_start = time.perf_counter()
+                if cfg.max_steps and st["step"] >= cfg.max_steps:
+                    break
+                if st["stopped_early"]:
+                    break
+            st["train_seconds"] += time.perf_counter() - epoch_start
+            st["epoch"] += 1
+            if not cfg.eval_every or loss_n:
+                self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
+                loss_sum, loss_n = 0.0, 0
+            finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
+                        or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
+            self._checkpoint(ckpt_path, model, afdm, opt, opt_afdm, task, st, finished)
+        if bar is not None:
+            bar.close()
+
+        # evaluate the best validation state on the test split (AFDM not used)
+        t_eval = time.perf_counter()
+        if st["best_state"] is not None:
+            model.load_state_dict(st["best_state"])
+        test_metrics = task.evaluate(model, test_loader, device, examples=12)
+        eval_seconds = time.perf_counter() - t_eval
+        examples = test_metrics.pop("examples", [])
+        metrics = {
+            **test_metrics, "method": cfg.method, "dataset": cfg.dataset, "task": cfg.task,
+            "arch": cfg.arch, "seed": cfg.seed, "epochs": cfg.epochs,
+            "train_size": len(train), "writer_count": train.writer_count(),
+            "steps": st["step"], "afdm_steps": st["afdm_steps"],
+            "skipped_steps": st["bad_steps"], "best_step": st["best_step"],
+            f"best_val_{task.val_metric}": st["best"], "stopped_early": st["stopped_early"],
+            "train_seconds": round(st["train_seconds"], 2),
+            "skipped_samples": len(train.problems) + len(val.problems) + len(test.problems),
+        }
+        if task.lower_is_better:
+            # a run that never left the CTC plateau predicts (almost) nothing
+            metrics["plateau"] = st["best"] is None or st["best"] > 0.9
+        write_json(self.out / "metrics.json", metrics)
+        write_json(self.out / "examples.json", examples)
+        sizes = {"train": len(train), "val": len(val), "test": len(test),
+                 "parameters": sum(p.numel() for p in model.parameters()),
+                 "afdm_parameters": sum(p.numel() for p in afdm.parameters()) if afdm else 0}
+        record = make_record(
+            cfg.to_dict(), "ok", metrics=metrics, curve=st["curve"],
+            timings={"data_seconds": round(data_seconds, 2),
+                     "train_seconds": round(st["train_seconds"], 2),
+                     "eval_seconds": round(eval_seconds, 2),
+                     "total_seconds": round(time.perf_counter() - t0, 2)},
+            sizes=sizes, determinism=determinism, device=str(device), started=self.started)
+        record["problems"] = (train.problems + val.problems + test.problems)[:100]
+        write_json(self.out / RECORD, record)
+        return record
+
+    # --- steps ------------------------------------------------------------------------
+    def _guard(self, loss: torch.Tensor, st: dict) -> bool:
+        if torch.isfinite(loss):
+            st["bad_in_a_row"] = 0
+            return True
+        self._bad(st)
+        return False
+
+    def _bad(self, st: dict) -> None:
+        """Count a skipped non-finite step; too many in a row fail the run."""
+        st["bad_steps"] += 1
+        st["bad_in_a_row"] += 1
+        if st["bad_in_a_row"] > self.cfg.max_bad_steps:
+            raise DivergedError(f"loss or gradients non-finite for {st['bad_in_a_row']} "
+                                f"consecutive steps (step {st['step']}); the run diverged")
+
+    def _afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, warp, st) -> None:
+        """AFDM maximises the task loss; the recognizer's weights are frozen."""
+        model.requires_grad_(False)
+        try:
+            loss = task.loss(model, images, widths, texts, warp)
+            opt_afdm.zero_grad(set_to_none=True)
+            if self._guard(loss, st):
+                (-loss).backward()
+                if _finite_step(list(afdm.parameters()), self.cfg.clip_grad):
+                    opt_afdm.step()
+                else:
+                    self._bad(st)
+        finally:
+            model.requires_grad_(True)
+        st["afdm_steps"] += 1
+
+    def _evaluate(self, task, model, loader, device, st, loss_sum, loss_n) -> None:
+        result = task.evaluate(model, loader, device)
+        value = result[task.val_metric]
+        st["curve"].append({"step": st["step"], "epoch": st["epoch"],
+                            "train_loss": loss_sum / loss_n if loss_n else None,
+                            f"val_{task.val_metric}": value,
+                            "seconds": round(st["train_seconds"], 2)})
+        better = (st["best"] is None or
+                  (value < st["best"] if task.lower_is_better else value > st["best"]))
+        if better:
+            st["best"], st["best_step"] = value, st["step"]
+            st["best_state"] = copy.deepcopy(model.state_dict())
+            st["evals_since_best"] = 0
+        else:
+            st["evals_since_best"] += 1
+            if self.cfg.patience and st["evals_since_best"] >= self.cfg.patience:
+                st["stopped_early"] = True
+
+    # --- checkpoints ------------------------------------------------------------------
+    def _checkpoint(self, path, model, afdm, opt, opt_afdm, task, st, finished) -> None:
+        save_torch({
+            "format": "afdm-study/1", "config": self.cfg.to_dict(), "task": task.state(),
+            "model": model.state_dict(), "afdm": afdm.state_dict() if afdm else None,
+            "opt": opt.state_dict(), "opt_afdm": opt_afdm.state_dict() if opt_afdm else None,
+            "state": {k: v for k, v in st.items() if k != "best_state"},
+            "best_state": st["best_state"], "finished": finished,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+                    "python": list(random.getstate()[1])},
+        }, path)
+
+    def _resume(self, path, model, afdm, opt, opt_afdm, task) -> dict:
+        ckpt = load_checkpoint(path)
+        same = {k: v for k, v in ckpt["config"].items() if k not in ("quiet", "device", "workers")}
+        mine = {k: v for k, v in self.cfg.to_dict().items()
+                if k not in ("quiet", "device", "workers")}
+        if same != mine:
+            diff = sorted(k for k in mine if mine.get(k) != same.get(k))
+            raise CheckpointError(f"{path}: checkpoint of a different run (config differs in "
+                                  f"{diff}); use another --out folder")
+        try:
+            model.load_state_dict(ckpt["model"])
+            if afdm is not None and ckpt["afdm"] is not None:
+                afdm.load_state_dict(ckpt["afdm"])
+            opt.load_state_dict(ckpt["opt"])
+            if opt_afdm is not None and ckpt["opt_afdm"] is not None:
+                opt_afdm.load_state_dict(ckpt["opt_afdm"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"{path}: checkpoint does not fit this model ({exc})") from exc
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        st = dict(ckpt["state"])
+        st["best_state"] = ckpt["best_state"]
+        return st
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``) with a clear error."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle refusal, ...
+        raise CheckpointError(f"{path}: not a readable afdm-study checkpoint ({exc}); "
+                              f"delete it to start the run afresh") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "afdm-study/1":
+        raise CheckpointError(f"{path}: not an afdm-study checkpoint")
+    return ckpt
+
+
+def train(cfg: RunConfig, out: str | Path, progress: bool | None = None) -> dict[str, Any]:
+    """Train one run into ``out`` (resuming when possible); returns its record."""
+    return Trainer(cfg, out, progress).run()
