@@ -124,6 +124,14 @@ def glyph_pools(script: str) -> dict[str, list[list[np.ndarray]]]:
         split_data["val"] = (tr_x[order[:n_val]], tr_y[order[:n_val]])
         split_data["train"] = (tr_x[order[n_val:]], tr_y[order[n_val:]])
         split_data["test"] = split_data.pop("testing")
+    # CMATERdb repeats some bitmaps across its training and testing files: drop them
+    # from train/val so that no test glyph is ever seen in training (nor val in train)
+    seen = {g.tobytes() for g in split_data["test"][0]}
+    for s in ("val", "train"):
+        x, y = split_data[s]
+        keep = np.array([g.tobytes() not in seen for g in x], dtype=bool)
+        split_data[s] = (x[keep], y[keep])
+        seen |= {g.tobytes() for g in x[keep]}
     return {s: [[_crop(g) for g in x[y == d]] for d in range(10)]
             for s, (x, y) in split_data.items()}
 

@@ -1,0 +1,134 @@
+"""The alternating trainer on tiny real data."""
+
+import json
+
+import pytest
+import torch
+
+from afdm_lib.afdm import AFDM
+from afdm_lib.config import ConfigError, RunConfig
+from afdm_lib.data import collate, load_dataset
+from afdm_lib.models import build_model
+from afdm_lib.train import DivergedError, RecognitionTask, Trainer, train
+
+
+def fixed_batch(n=16):
+    ds = load_dataset("digits-latin", split="train", size=n)
+    return collate([ds[i] for i in range(n)]), ds.alphabet()
+
+
+def test_adversarial_steps_increase_the_recognizer_loss():
+    torch.manual_seed(0)
+    (images, widths, texts), chars = fixed_batch()
+    task = RecognitionTask(chars)
+    model = build_model("crnn", task.num_outputs, width=0.125)
+    # give the recognizer something to lose first
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(80):
+        opt.zero_grad()
+        task.loss(model, images, widths, texts).backward()
+        opt.step()
+    afdm = AFDM(model.afdm_channels, groups=2, max_shift=0.2)
+    opt_afdm = torch.optim.Adam(afdm.parameters(), lr=1e-2)
+    model.eval()  # fixed BatchNorm statistics: only the warp changes the loss
+    model.requires_grad_(False)
+    with torch.no_grad():
+        before = float(task.loss(model, images, widths, texts, afdm))
+    for _ in range(20):
+        opt_afdm.zero_grad()
+        (-task.loss(model, images, widths, texts, afdm)).backward()
+        opt_afdm.step()
+    with torch.no_grad():
+        after = float(task.loss(model, images, widths, texts, afdm))
+    assert after > before * 1.15, (before, after)
+
+
+@pytest.mark.parametrize("method", ["none", "random", "afdm"])
+def test_tiny_run_lowers_the_loss_and_writes_its_record(tmp_path, method):
+    cfg = RunConfig(dataset="digits-latin", train_size=96, val_size=16, test_size=16,
+                    epochs=4, batch_size=16, width=0.125, lr=3e-3, warmup_steps=4,
+                    afdm_warmup_steps=2, eval_every=6, method=method, quiet=True)
+    record = train(cfg, tmp_path)
+    assert record["status"] == "ok"
+    curve = record["curve"]
+    losses = [c["train_loss"] for c in curve if c["train_loss"] is not None]
+    assert losses[-1] < losses[0]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("cer", "wer", "method", "dataset", "train_size", "seed", "epochs",
+                "train_seconds"):
+        assert key in m
+    assert m["method"] == method and m["train_size"] == 96
+    assert 0.0 <= m["cer"] <= 1.5
+    assert (m["afdm_steps"] > 0) == (method == "afdm")
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_rerun_with_same_out_does_nothing_and_resume_continues(tmp_path, tiny_cfg):
+    first = train(tiny_cfg.replace(epochs=1), tmp_path)
+    # same config: the finished record comes back untouched
+    assert train(tiny_cfg.replace(epochs=1), tmp_path)["finished"] == first["finished"]
+
+
+@pytest.mark.parametrize("method", ["random", "afdm"])
+def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_cfg, monkeypatch, method):
+    cfg = tiny_cfg.replace(epochs=2, method=method)
+    whole = train(cfg, tmp_path / "whole")
+    original = Trainer._checkpoint
+
+    def checkpoint_then_die(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "part")
+    assert not (tmp_path / "part" / "record.json").exists()
+    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    resumed = train(cfg, tmp_path / "part")
+    assert resumed["metrics"]["cer"] == whole["metrics"]["cer"]
+    for key in ("step", "train_loss", "val_cer"):
+        assert [c[key] for c in resumed["curve"]] == [c[key] for c in whole["curve"]]
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, tiny_cfg):
+    train(tiny_cfg, tmp_path)
+    (tmp_path / "record.json").unlink()
+    from afdm_lib.train import CheckpointError
+
+    with pytest.raises(CheckpointError, match="different run"):
+        train(tiny_cfg.replace(lr=0.5), tmp_path)
+    assert json.loads((tmp_path / "record.json").read_text())["status"] == "failed"
+
+
+def test_non_finite_loss_is_skipped_and_counted(tmp_path, tiny_cfg, monkeypatch):
+    calls = {"n": 0}
+    original = RecognitionTask.loss
+
+    def sometimes_nan(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = original(self, *args, **kwargs)
+        return loss * float("nan") if calls["n"] in (2, 3) else loss
+
+    monkeypatch.setattr(RecognitionTask, "loss", sometimes_nan)
+    record = train(tiny_cfg.replace(method="none"), tmp_path)
+    assert record["metrics"]["skipped_steps"] == 2
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_a_run_that_keeps_diverging_fails_with_a_reason(tmp_path, tiny_cfg, monkeypatch):
+    monkeypatch.setattr(RecognitionTask, "loss",
+                        lambda self, model, *a, **k: model.head.weight.sum() * float("inf"))
+    with pytest.raises(DivergedError, match="consecutive"):
+        train(tiny_cfg.replace(max_bad_steps=2), tmp_path)
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["status"] == "failed" and "diverged" in record["error"]
+
+
+def test_config_errors_list_valid_choices():
+    with pytest.raises(ConfigError, match="choose one of"):
+        RunConfig(method="adversarial")
+    with pytest.raises(ConfigError, match="unknown config key"):
+        RunConfig.from_dict({"lr": 1e-3, "learning_rate": 1})
+    with pytest.raises(ConfigError, match="out of range"):
+        RunConfig(p_warp=1.5)
