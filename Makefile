@@ -7,10 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 RESULTS ?= results/quick
-APT_PACKAGES := fonts-lohit-beng-bengali fonts-lohit-deva fonts-noto-core \
-  fonts-beng-extra fonts-deva-extra fonts-dejavu-core fonts-freefont-ttf fonts-urw-base35 \
+# Every name exists in Debian 12 (bookworm). Fonts and word lists feed synth-* (see
+# afdm_lib/data/synth.py); libraqm0 + libfribidi0 give Pillow complex-script shaping.
+APT_PACKAGES := fontconfig fonts-dejavu-core fonts-noto-core \
+  fonts-lohit-beng-bengali fonts-lohit-beng-assamese fonts-beng-extra \
+  fonts-lohit-deva fonts-lohit-deva-marathi fonts-lohit-deva-nepali fonts-deva-extra \
+  fonts-samyak-deva fonts-sarai fonts-gargi fonts-nakula fonts-sahadeva fonts-aksharyogini2 \
   fonts-comic-neue fonts-dancingscript fonts-breip fonts-kristi fonts-sil-andika \
-  fonts-humor-sans fonts-font-awesome wamerican hunspell-bn hunspell-hi libfribidi0 libraqm0 \
+  fonts-dkg-handwriting fonts-klee fonts-rufscript fonts-kaushanscript fonts-ecolier-court \
+  fonts-urw-base35 wamerican hunspell-bn hunspell-hi libfribidi0 libraqm0 \
   chromium chromium-driver
 
 .PHONY: setup system venv test study quick cpu book bench lint clean

@@ -73,20 +73,33 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run every cell of a preset with papermill")
     p.add_argument("--preset", required=True, help="smoke | quick | cpu | paper")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=None,
+                   help="cells run in parallel, one thread each (default: the cores, capped "
+                        "by the preset's max_jobs)")
     p.add_argument("--results", default=None, help="results folder (default results/<preset>)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"],
+                   help="override the preset's device (smoke/quick/cpu: cpu, paper: cuda)")
+    p.add_argument("--only", default=None, metavar="GLOB",
+                   help="run only the cells whose id matches, e.g. '*-afdm-*'")
+    p.add_argument("--list", action="store_true", help="print the cell ids and exit")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    import fnmatch
 
+    from .sweep import expand, run_sweep
+
+    if args.list:
+        for cell in expand(args.preset, device=args.device).cells:
+            if args.only is None or fnmatch.fnmatchcase(cell.cell_id, args.only):
+                print(cell.cell_id)
+        return 0
     summary = run_sweep(args.preset, results=args.results, executor=args.executor,
                         jobs=args.jobs, address=args.address, device=args.device,
-                        quiet=args.quiet)
+                        quiet=args.quiet, only=args.only)
     return 0 if summary.get("failed", 0) == 0 else 1
 
 
@@ -98,10 +111,14 @@ def add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from .book import BookError, build_book
+    from .report import ReportError
 
-    path = build_book(args.results)
-    print(f"book built: {path}")
+    try:
+        path = build_book(args.results, quiet=False)
+    except (ReportError, BookError) as exc:
+        raise UserError(str(exc)) from exc
+    print(f"book built: {path}\nopen it with: xdg-open {path}")
     return 0
 
 

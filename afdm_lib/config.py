@@ -51,6 +51,7 @@ class RunConfig:
     # backbone size
     width: float = 0.25  # channel multiplier (1.0 = published widths)
     height: int = 32
+    batch_norm: str = "crnn"  # crnn: BN on convs 5, 6 as published; all: every conv
     # AFDM (this study's defaults; exposed because the paper does not fix them)
     insert_after: int = 2  # AFDM sits after this conv block (1-based)
     groups: int = 4
@@ -65,6 +66,10 @@ class RunConfig:
     # evaluation
     decoder: str = "greedy"
     beam_width: int = 10
+    # word spotting: PHOC unigram levels and the number of most frequent training
+    # bigrams (at level 2) added to it (this study's defaults; Almazan et al. 2014)
+    phoc_levels: str = "2,3,4,5"
+    phoc_bigrams: int = 0
     # execution
     device: str = "cpu"
     threads: int = 1
@@ -86,6 +91,7 @@ class RunConfig:
         choice("method", self.method, METHODS)
         choice("device", self.device, DEVICES)
         choice("decoder", self.decoder, DECODERS)
+        choice("batch_norm", self.batch_norm, ("crnn", "all"))
 
         def at_least(name: str, lo: float) -> None:
             value = getattr(self, name)
@@ -101,6 +107,11 @@ class RunConfig:
             at_least(name, 0)
         at_least("train_size", 1)
         at_least("max_steps", 1)
+        at_least("phoc_bigrams", 0)
+        levels = str(self.phoc_levels).replace(" ", "").split(",")
+        if not all(v.isdigit() and int(v) >= 1 for v in levels):
+            raise ConfigError(f"phoc_levels={self.phoc_levels!r} is not valid; give comma-"
+                              f"separated positive integers such as '2,3,4,5'")
         for name in ("lr", "afdm_lr", "width"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is out of range; it must be > 0")

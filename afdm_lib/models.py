@@ -72,19 +72,24 @@ class CRNN(BlockModel):
     head; output (T, B, classes) log-probabilities for CTC. ``width`` scales channels."""
 
     def __init__(self, num_classes: int, width: float = 1.0, height: int = 32,
-                 insert_after: int = 2, lstm_hidden: int = 256) -> None:
+                 insert_after: int = 2, lstm_hidden: int = 256,
+                 batch_norm: str = "crnn") -> None:
         super().__init__(insert_after)
         c = [scaled(n, width) for n in (64, 128, 256, 256, 512, 512, 512)]
         self.block_channels = c
+        # "crnn": BatchNorm on convs 5 and 6 as in the published CRNN; "all": on every
+        # conv (an option: it may shorten the CTC plateau on small CPU budgets)
+        every = batch_norm == "all"
+        bn = [every] * 4 + [True, True, every]
         self.blocks = nn.ModuleList([
-            conv_block(1, c[0], pool=((2, 2), (2, 2))),
-            conv_block(c[0], c[1], pool=((2, 2), (2, 2))),
-            conv_block(c[1], c[2]),
+            conv_block(1, c[0], bn[0], pool=((2, 2), (2, 2))),
+            conv_block(c[0], c[1], bn[1], pool=((2, 2), (2, 2))),
+            conv_block(c[1], c[2], bn[2]),
             # (2,1) pools keep horizontal resolution for the sequence
-            conv_block(c[2], c[3], pool=((2, 1), (2, 1))),
-            conv_block(c[3], c[4], batch_norm=True),
-            conv_block(c[4], c[5], batch_norm=True, pool=((2, 1), (2, 1))),
-            conv_block(c[5], c[6], batch_norm=True, kernel=2, padding=0),
+            conv_block(c[2], c[3], bn[3], pool=((2, 1), (2, 1))),
+            conv_block(c[3], c[4], bn[4]),
+            conv_block(c[4], c[5], bn[5], pool=((2, 1), (2, 1))),
+            conv_block(c[5], c[6], bn[6], kernel=2, padding=0),
         ])
         self.check_insert_after()
         hidden = scaled(lstm_hidden, width, minimum=32)
@@ -112,15 +117,17 @@ class CRNN(BlockModel):
 
 
 def build_model(arch: str, num_outputs: int, width: float = 1.0, height: int = 32,
-                insert_after: int = 2) -> BlockModel:
+                insert_after: int = 2, batch_norm: str = "crnn") -> BlockModel:
     """The one factory for every backbone (``crnn``, ``phocnet``, ``tpp-phocnet``)."""
     if arch == "crnn":
-        return CRNN(num_outputs, width=width, height=height, insert_after=insert_after)
+        return CRNN(num_outputs, width=width, height=height, insert_after=insert_after,
+                    batch_norm=batch_norm)
     if arch in ("phocnet", "tpp-phocnet"):
         from .phocnet import PHOCNet
 
+        # "crnn" means the published layout: PHOCNet has no BatchNorm; "all": every conv
         return PHOCNet(num_outputs, width=width, tpp=arch == "tpp-phocnet",
-                       insert_after=insert_after)
+                       insert_after=insert_after, batch_norm=batch_norm == "all")
     raise ValueError(f"unknown arch {arch!r}; choose one of ['crnn', 'phocnet', 'tpp-phocnet']")
 
 

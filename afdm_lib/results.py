@@ -130,16 +130,21 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
 
 def load_records(root: str | Path = "results"):
     """Every record under ``root`` as a pandas DataFrame, one row per run, with
-    ``config.*``, ``metrics.*``, ``timings.*`` and ``sizes.*`` flattened into columns."""
+    ``config.*``, ``metrics.*``, ``timings.*`` and ``sizes.*`` flattened into columns.
+    Folders whose name starts with a dot (e.g. a sweep's ``.stale/``) are not read."""
     import pandas as pd
 
     rows = []
-    for path in sorted(Path(root).rglob(RECORD)):
+    root = Path(root)
+    for path in sorted(root.rglob(RECORD)):
+        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue
         rec = read_record(path.parent)
         if rec is None:
             continue
         row = {"path": str(path.parent), "status": rec["status"], "error": rec.get("error"),
-               "cell_id": rec.get("cell_id"), "finished": rec.get("finished"),
+               "cell_id": rec.get("cell_id"), "preset": rec.get("preset"),
+               "finished": rec.get("finished"),
                "git_commit": rec.get("environment", {}).get("git_commit")}
         for part in ("config", "metrics", "timings", "sizes"):
             for key, value in (rec.get(part) or {}).items():

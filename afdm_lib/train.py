@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from .afdm import AFDM
 from .config import RunConfig
 from .ctc import Alphabet, beam_decode, greedy_decode
-from .data import DataError, WordDataset, collate, cut, load_dataset
+from .data import BucketBatchSampler, DataError, WordDataset, collate, cut, load_dataset
 from .metrics import cer, wer
 from .models import BlockModel, build_model
 from .results import RECORD, make_record, now, read_record, save_torch, write_json
@@ -154,6 +154,12 @@ def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
                 mode="adversarial" if cfg.method == "afdm" else "random")
 
 
+def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:
+    """Evaluation batches of similar width (order does not change the metrics)."""
+    order = sorted(range(len(ds)), key=ds.width_hint)
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def _finite_step(params: list[torch.Tensor], clip: float) -> bool:
     """Clip (when asked) and report whether every gradient is finite."""
     norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
@@ -198,16 +204,16 @@ class Trainer:
         train, val, test = load_splits(cfg)
         task = make_task(cfg, train)
         model = build_model(cfg.arch, task.num_outputs, cfg.width, cfg.height,
-                            cfg.insert_after).to(device)
+                            cfg.insert_after, cfg.batch_norm).to(device)
         afdm = build_afdm(cfg, model)
         if afdm is not None:
             afdm.to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         opt_afdm = (torch.optim.Adam(afdm.parameters(), lr=cfg.afdm_lr)
                     if afdm is not None and afdm.loc is not None else None)
-        eval_kw = {"batch_size": 64, "collate_fn": collate, "num_workers": cfg.workers}
-        val_loader = DataLoader(val, **eval_kw)
-        test_loader = DataLoader(test, **eval_kw)
+        val_loader, test_loader = (
+            DataLoader(ds, batch_sampler=width_sorted_batches(ds, 64), collate_fn=collate,
+                       num_workers=cfg.workers) for ds in (val, test))
         data_seconds = time.perf_counter() - t0
 
         st = {"epoch": 0, "step": 0, "afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0,
@@ -240,9 +246,10 @@ class Trainer:
         while not finished:
             epoch_start = time.perf_counter()
             train.set_epoch(st["epoch"])
-            gen = torch.Generator().manual_seed(cfg.seed * 100003 + st["epoch"])
-            loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                collate_fn=collate, num_workers=cfg.workers, drop_last=False)
+            sampler = BucketBatchSampler(train, cfg.batch_size, cfg.seed, st["epoch"])
+            loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate,
+                                num_workers=cfg.workers,
+                                persistent_workers=False, pin_memory=device.type == "cuda")
             for images, widths, texts in loader:
                 images, widths = images.to(device), widths.to(device)
                 warping = afdm is not None and st["step"] >= cfg.warmup_steps
@@ -279,11 +286,13 @@ class Trainer:
                     break
             st["train_seconds"] += time.perf_counter() - epoch_start
             st["epoch"] += 1
-            if not cfg.eval_every or loss_n:
-                self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
-                loss_sum, loss_n = 0.0, 0
             finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
                         or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
+            # validate once per epoch, or (with eval_every) the last steps of the run
+            evaluated_now = bool(st["curve"]) and st["curve"][-1]["step"] == st["step"]
+            if not cfg.eval_every or (finished and not evaluated_now):
+                self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
+                loss_sum, loss_n = 0.0, 0
             self._checkpoint(ckpt_path, model, afdm, opt, opt_afdm, task, st, finished)
         if bar is not None:
             bar.close()
@@ -363,8 +372,11 @@ class Trainer:
                             "train_loss": loss_sum / loss_n if loss_n else None,
                             f"val_{task.val_metric}": value,
                             "seconds": round(st["train_seconds"], 2)})
-        better = (st["best"] is None or
-                  (value < st["best"] if task.lower_is_better else value > st["best"]))
+        write_json(self.out / "curve.json", st["curve"])  # live learning curve
+        # NaN = undefined on this split (e.g. no QbE query): never counts as the best
+        better = value == value and (
+            st["best"] is None or
+            (value < st["best"] if task.lower_is_better else value > st["best"]))
         if better:
             st["best"], st["best_step"] = value, st["step"]
             st["best_state"] = copy.deepcopy(model.state_dict())

@@ -19,19 +19,22 @@ def fixed_batch(n=16):
 
 def test_adversarial_steps_increase_the_recognizer_loss():
     torch.manual_seed(0)
-    (images, widths, texts), chars = fixed_batch()
+    (images, widths, texts), chars = fixed_batch(4)
     task = RecognitionTask(chars)
     model = build_model("crnn", task.num_outputs, width=0.125)
-    # give the recognizer something to lose first
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(80):
+    # fit the batch first, so that there is something to lose
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(400):
         opt.zero_grad()
-        task.loss(model, images, widths, texts).backward()
+        loss = task.loss(model, images, widths, texts)
+        loss.backward()
         opt.step()
-    afdm = AFDM(model.afdm_channels, groups=2, max_shift=0.2)
-    opt_afdm = torch.optim.Adam(afdm.parameters(), lr=1e-2)
+        if loss.item() < 0.5:
+            break
     model.eval()  # fixed BatchNorm statistics: only the warp changes the loss
     model.requires_grad_(False)
+    afdm = AFDM(model.afdm_channels, groups=2, max_shift=0.2)
+    opt_afdm = torch.optim.Adam(afdm.parameters(), lr=1e-2)
     with torch.no_grad():
         before = float(task.loss(model, images, widths, texts, afdm))
     for _ in range(20):
@@ -40,7 +43,8 @@ def test_adversarial_steps_increase_the_recognizer_loss():
         opt_afdm.step()
     with torch.no_grad():
         after = float(task.loss(model, images, widths, texts, afdm))
-    assert after > before * 1.15, (before, after)
+    assert before < 1.5, "the recognizer did not fit the batch"
+    assert after > before * 1.5, (before, after)
 
 
 @pytest.mark.parametrize("method", ["none", "random", "afdm"])

@@ -79,6 +79,11 @@ class WordDataset(Dataset):
         img = self.image(index)
         return torch.from_numpy(np.array(img)).float().div_(255.0).unsqueeze(0), self.texts[index]
 
+    def width_hint(self, index: int) -> float:
+        """A cheap proxy of the image width, for bucketing batches (text length by
+        default; loaders that know image sizes may do better)."""
+        return float(len(self.texts[index]))
+
     def alphabet(self) -> list[str]:
         return sorted({c for t in self.texts for c in t})
 
@@ -189,6 +194,35 @@ def load_dataset(name: str, root: str | None = None, split: str = "train",
 
 
 # --- batching ------------------------------------------------------------------------
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Shuffled batches of similar width, so little of each batch is padding.
+
+    Each epoch: a seeded permutation, cut into pools of ``pool`` batches; inside a pool
+    the items are sorted by :meth:`WordDataset.width_hint` and cut into batches; the
+    batches are shuffled again. Depends only on (seed, epoch): reproducible on resume.
+    """
+
+    def __init__(self, dataset: WordDataset, batch_size: int, seed: int = 0,
+                 epoch: int = 0, pool: int = 8) -> None:
+        self.hints = [dataset.width_hint(i) for i in range(len(dataset))]
+        self.batch_size, self.seed, self.epoch, self.pool = batch_size, seed, epoch, pool
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch, 31))
+        order = rng.permutation(len(self.hints))
+        span = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start: start + span].tolist(), key=lambda i: self.hints[i])
+            batches += [chunk[i: i + self.batch_size] for i in range(0, len(chunk),
+                                                                     self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield batches[b]
+
+    def __len__(self) -> int:
+        return -(-len(self.hints) // self.batch_size)
+
+
 def collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Pad images to the widest in the batch (zeros = blank) and keep the real widths."""
     images, texts = zip(*batch)

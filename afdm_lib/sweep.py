@@ -1,0 +1,497 @@
+"""Experiment sweeps: a preset (``presets.toml``) expanded into cells, each cell run by
+papermill through a notebook, one record per cell in the results store.
+
+    <results>/runs/<cell id>/record.json        (afdm_lib.results schema)
+    <results>/runs/<cell id>/<task>.ipynb       the executed notebook, beside its record
+    <results>/sweep.json                        summary of the last sweep
+
+A cell whose record is ``ok`` (for the same config) is skipped, so a sweep can be rerun
+to resume or to retry failures. A run folder left by another config (the preset was
+retuned) is moved to ``<results>/.stale/`` before the cell runs again. The executors,
+``local`` (``--jobs N`` worker processes) and ``ray`` (one Ray task per cell, on a local
+instance or a cluster), call the same :func:`run_cell` and leave the same records.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, RunConfig
+from .results import RECORD, make_record, now, read_json, read_record, write_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PRESETS_FILE = Path(__file__).with_name("presets.toml")
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+KERNEL = "python3"
+# execution details that do not change what a run computes: ignored when deciding
+# whether a finished record belongs to a cell
+EXECUTION_KEYS = ("device", "workers", "quiet")
+# the RunConfig fields shown as named notebook parameters; the rest go in `overrides`
+NOTEBOOK_PARAMETERS = ("dataset", "task", "arch", "method", "train_size", "fraction", "seed",
+                       "epochs", "device")
+PRESET_KEYS = {"description", "seeds", "methods", "max_jobs", "config", "grid"}
+GRID_KEYS = {"task", "arch", "datasets", "train_sizes", "fractions", "config", "notebook"}
+
+
+class SweepError(ConfigError):
+    """A preset that cannot be expanded or a sweep that cannot start; names the file."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep: its readable id, the notebook that runs it and its config."""
+
+    cell_id: str
+    notebook: str  # file name in notebooks/, e.g. "recognition.ipynb"
+    config: RunConfig = field(compare=False)
+
+
+@dataclass
+class Preset:
+    name: str
+    description: str
+    cells: list[Cell]
+    max_jobs: int | None = None
+    source: str = ""
+
+
+# --- presets -------------------------------------------------------------------------
+def load_presets(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The raw preset tables of ``path`` (default: the packaged presets.toml)."""
+    path = Path(path) if path is not None else PRESETS_FILE
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise SweepError(f"{path}: cannot read presets ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"{path}: not valid TOML ({exc})") from exc
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise SweepError(f"{path}: top-level key {name!r} must be a [preset] table")
+    return data
+
+
+def cell_id(cfg: RunConfig) -> str:
+    """A readable, unique id: ``recognition-crnn-digits-bangla-n500-afdm-s0``."""
+    size = f"n{cfg.train_size}" if cfg.fraction is None else f"f{cfg.fraction:g}"
+    return f"{cfg.task}-{cfg.arch}-{cfg.dataset}-{size}-{cfg.method}-s{cfg.seed}"
+
+
+def _as_list(where: str, table: dict, key: str, kind: type | tuple) -> list:
+    value = table.get(key)
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise SweepError(f"{where}: '{key}' must be a non-empty list of "
+                         f"{getattr(kind, '__name__', 'numbers')}")
+    return value
+
+
+def expand(name: str, path: str | Path | None = None, device: str | None = None) -> Preset:
+    """Expand preset ``name`` into its cells: for each grid block,
+    datasets x (train_sizes or fractions) x methods x seeds.
+
+    ``device`` (when given) overrides the preset's device for every cell."""
+    path = Path(path) if path is not None else PRESETS_FILE
+    presets = load_presets(path)
+    if name not in presets:
+        raise SweepError(f"{path}: no preset {name!r}; choose one of {sorted(presets)}")
+    table = presets[name]
+    where = f"{path}: preset {name!r}"
+    unknown = sorted(set(table) - PRESET_KEYS)
+    if unknown:
+        raise SweepError(f"{where}: unknown key(s) {unknown}; valid keys are "
+                         f"{sorted(PRESET_KEYS)}")
+    seeds = _as_list(where, table, "seeds", int)
+    methods = _as_list(where, table, "methods", str)
+    shared = table.get("config", {})
+    grid = table.get("grid")
+    if not isinstance(grid, list) or not grid:
+        raise SweepError(f"{where}: needs at least one [[{name}.grid]] block")
+    blocks: list[tuple[str, str, dict[str, Any], list[dict[str, Any]], list[str]]] = []
+    for i, block in enumerate(grid, start=1):
+        bwhere = f"{where}, grid block {i}"
+        unknown = sorted(set(block) - GRID_KEYS)
+        if unknown:
+            raise SweepError(f"{bwhere}: unknown key(s) {unknown}; valid keys are "
+                             f"{sorted(GRID_KEYS)}")
+        if ("train_sizes" in block) == ("fractions" in block):
+            raise SweepError(f"{bwhere}: give either 'train_sizes' or 'fractions'")
+        sizes: list[dict[str, Any]]
+        if "train_sizes" in block:
+            sizes = [{"train_size": n, "fraction": None}
+                     for n in _as_list(bwhere, block, "train_sizes", int)]
+        else:
+            sizes = [{"train_size": None, "fraction": float(f)}
+                     for f in _as_list(bwhere, block, "fractions", (int, float))]
+        task = block.get("task", "recognition")
+        notebook = block.get("notebook", f"{task}.ipynb")
+        base = {**shared, **block.get("config", {}), "task": task}
+        if "arch" in block:
+            base["arch"] = block["arch"]
+        if device is not None:
+            base["device"] = device
+        blocks.append((bwhere, notebook, base, sizes, _as_list(bwhere, block, "datasets", str)))
+    # seeds outermost: an interrupted sweep has whole method comparisons for the first seeds
+    cells: list[Cell] = []
+    for seed in seeds:
+        for bwhere, notebook, base, sizes, datasets in blocks:
+            for dataset in datasets:
+                for size in sizes:
+                    for method in methods:
+                        values = {**base, **size, "dataset": dataset, "method": method,
+                                  "seed": seed}
+                        try:
+                            cfg = RunConfig.from_dict(values)
+                        except (ConfigError, TypeError) as exc:
+                            raise SweepError(f"{bwhere}: {exc}") from exc
+                        cells.append(Cell(cell_id(cfg), notebook, cfg))
+    ids = [c.cell_id for c in cells]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise SweepError(f"{where}: cells repeat ({dupes[:3]}...); check the grid blocks")
+    max_jobs = table.get("max_jobs")
+    return Preset(name, table.get("description", ""), cells, max_jobs, str(path))
+
+
+# --- one cell --------------------------------------------------------------------------
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A config without the execution-only keys (device, workers, quiet). Keys missing
+    from an older record take today's defaults, so adding a RunConfig field does not
+    make every committed record stale."""
+    full = {**RunConfig().to_dict(), **config}
+    return {k: v for k, v in full.items() if k not in EXECUTION_KEYS}
+
+
+def is_done(run_dir: str | Path, cfg: RunConfig) -> bool:
+    """True when ``run_dir`` holds an ``ok`` record of this config."""
+    rec = read_record(run_dir)
+    return (rec is not None and rec["status"] == "ok"
+            and comparable(rec["config"]) == comparable(cfg.to_dict()))
+
+
+def notebook_parameters(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
+    """Papermill parameters that rebuild exactly ``cfg`` in the notebook."""
+    values = cfg.to_dict()
+    params = {k: values.pop(k) for k in NOTEBOOK_PARAMETERS}
+    params["out"] = str(out)
+    params["overrides"] = values
+    return params
+
+
+def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    """Execute one cell's notebook with papermill and make sure it leaves a record.
+
+    ``spec``: cell_id, preset, config (dict), run_dir, notebook (file name),
+    notebook_source (its JSON text, so a Ray worker needs no copy of the repository),
+    kernel. Returns the outcome with the final record and the executed notebook's text.
+    Never raises for a failing run: the failure is the record."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    run_dir = Path(spec["run_dir"])
+    cfg = RunConfig.from_dict(spec["config"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # one thread per cell: parallel cells must not oversubscribe the cores
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(cfg.threads)
+    started, t0 = now(), time.perf_counter()
+    output = run_dir / spec["notebook"]
+    fd, source = tempfile.mkstemp(prefix=".source-", suffix=".ipynb", dir=run_dir)
+    error = None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(spec["notebook_source"])
+        papermill.execute_notebook(
+            source, str(output), parameters=notebook_parameters(cfg, run_dir.resolve()),
+            kernel_name=spec.get("kernel", KERNEL), progress_bar=False, log_output=False,
+            cwd=str(run_dir), extra_arguments=["--log-level=ERROR"])
+    except PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # the kernel died or could not start, bad notebook, ...
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        Path(source).unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    record = read_record(run_dir)
+    fresh = (record is not None and record.get("finished", "") >= started
+             and comparable(record["config"]) == comparable(cfg.to_dict()))
+    if error is None and not (fresh and record["status"] == "ok"):
+        error = f"{output}: the notebook finished but left no ok record for this cell"
+    if error is not None and not (fresh and record["status"] == "failed"):
+        # the notebook failed before the trainer could write a record
+        record = make_record(cfg.to_dict(), "failed", error=error, device=cfg.device,
+                             started=started)
+    record["cell_id"] = spec["cell_id"]
+    record["preset"] = spec.get("preset")
+    record["notebook"] = spec["notebook"]
+    record.setdefault("timings", {})["notebook_seconds"] = round(seconds, 2)
+    write_json(run_dir / RECORD, record)
+    notebook_text = output.read_text() if output.exists() else None
+    return {"cell_id": spec["cell_id"], "status": record["status"], "error": record["error"],
+            "seconds": round(seconds, 2), "record": record, "notebook_text": notebook_text}
+
+
+# --- executors -------------------------------------------------------------------------
+Outcome = dict[str, Any]
+
+
+def _run_local(specs: list[dict], jobs: int, on_done: Callable[[Outcome], None]) -> None:
+    if jobs <= 1:
+        for spec in specs:
+            on_done(run_cell(spec))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a clean interpreter per worker (no forked torch thread pools)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(run_cell, spec): spec for spec in specs}
+        try:
+            for fut in as_completed(futures):
+                on_done(_outcome(fut.result, futures[fut]))
+        except KeyboardInterrupt:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _outcome(get: Callable[[], Outcome], spec: dict) -> Outcome:
+    """The worker's outcome, or a failed one if the worker itself died."""
+    try:
+        return get()
+    except Exception as exc:
+        msg = f"worker died: {type(exc).__name__}: {exc}"
+        cfg = spec["config"]
+        record = make_record(cfg, "failed", error=msg, device=cfg["device"],
+                             cell_id=spec["cell_id"])
+        record["preset"], record["notebook"] = spec.get("preset"), spec["notebook"]
+        write_json(Path(spec["run_dir"]) / RECORD, record)
+        return {"cell_id": spec["cell_id"], "status": "failed", "error": msg, "seconds": 0.0,
+                "record": record, "notebook_text": None}
+
+
+def _run_ray(specs: list[dict], jobs: int, address: str | None, device: str,
+             on_done: Callable[[Outcome], None], quiet: bool) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        raise SweepError("--executor ray needs Ray: pip install 'ray[default]'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=not quiet)
+        else:
+            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=not quiet)
+    try:
+        # one GPU per task when asked for cuda, so Ray never packs two runs on one GPU
+        remote = ray.remote(num_cpus=1, num_gpus=1 if device == "cuda" else 0,
+                            max_retries=0)(run_cell)
+        pending = {remote.remote(spec): spec for spec in specs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                spec = pending.pop(ref)
+                outcome = _outcome(lambda ref=ref: ray.get(ref), spec)
+                _write_back(spec, outcome)
+                on_done(outcome)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _write_back(spec: dict, outcome: Outcome) -> None:
+    """Store what a (possibly remote) Ray worker produced in this machine's results."""
+    run_dir = Path(spec["run_dir"])
+    write_json(run_dir / RECORD, outcome["record"])
+    text = outcome.get("notebook_text")
+    if text is not None and not (run_dir / spec["notebook"]).exists():
+        (run_dir / spec["notebook"]).write_text(text)
+
+
+# --- the sweep -------------------------------------------------------------------------
+def _check_datasets(preset: Preset) -> None:
+    from .data import dataset_names
+
+    known = set(dataset_names())
+    missing = sorted({c.config.dataset for c in preset.cells} - known)
+    if missing:
+        raise SweepError(f"{preset.source}: preset {preset.name!r} names unknown dataset(s) "
+                         f"{missing}; known datasets are {sorted(known)}")
+
+
+def _retire_stale(results: Path, run_dir: Path, cfg: RunConfig) -> str | None:
+    """Move a run folder written for another config out of the way; returns its new place."""
+    config_file = run_dir / "config.json"
+    if not config_file.exists():
+        return None
+    try:
+        old = read_json(config_file)
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if isinstance(old, dict) and comparable(old) == comparable(cfg.to_dict()):
+        return None
+    stale = results / ".stale" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(stale))
+    return str(stale)
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{sec:02d}s"
+
+
+def run_sweep(preset: str | Preset, results: str | Path | None = None,
+              executor: str = "local", jobs: int | None = None, address: str | None = None,
+              device: str | None = None, quiet: bool = False, only: str | None = None,
+              presets_file: str | Path | None = None,
+              notebooks: str | Path | None = None) -> dict[str, Any]:
+    """Run every cell of ``preset`` that has no ``ok`` record yet; return the summary
+    (keys: preset, results, cells, ok, failed, skipped, seconds, failures).
+
+    ``only``: a glob on cell ids (e.g. ``"*-afdm-*"``) to run a part of the preset.
+    ``jobs``: parallel cells (default: the cores, capped by the preset's max_jobs).
+    ``device``: overrides the preset's device for every cell."""
+    if executor not in ("local", "ray"):
+        raise SweepError(f"executor={executor!r}; choose 'local' or 'ray'")
+    if isinstance(preset, str):
+        preset = expand(preset, presets_file, device)
+    results = Path(results) if results is not None else Path("results") / preset.name
+    notebooks = Path(notebooks) if notebooks is not None else NOTEBOOKS_DIR
+    cells = [c for c in preset.cells if only is None or fnmatch.fnmatchcase(c.cell_id, only)]
+    if not cells:
+        raise SweepError(f"preset {preset.name!r}: no cell matches only={only!r}")
+    _check_datasets(Preset(preset.name, preset.description, cells, source=preset.source))
+    sources: dict[str, str] = {}
+    for name in sorted({c.notebook for c in cells}):
+        try:
+            sources[name] = (notebooks / name).read_text()
+        except OSError as exc:
+            raise SweepError(f"{notebooks / name}: cannot read the notebook ({exc.strerror})"
+                             ) from exc
+
+    t0 = time.perf_counter()
+    specs, skipped = [], 0
+    for cell in cells:
+        run_dir = results / "runs" / cell.cell_id
+        if is_done(run_dir, cell.config):
+            skipped += 1
+            continue
+        moved = _retire_stale(results, run_dir, cell.config)
+        if moved and not quiet:
+            print(f"{cell.cell_id}: its folder held another config; moved to {moved}",
+                  file=sys.stderr)
+        specs.append({"cell_id": cell.cell_id, "preset": preset.name,
+                      "config": cell.config.to_dict(), "run_dir": str(run_dir),
+                      "notebook": cell.notebook, "notebook_source": sources[cell.notebook],
+                      "kernel": KERNEL})
+    if jobs is None:
+        jobs = min(os.cpu_count() or 1, preset.max_jobs or os.cpu_count() or 1)
+    if jobs < 1:
+        raise SweepError(f"jobs={jobs}; it must be >= 1")
+    jobs = max(1, min(jobs, len(specs)))
+
+    counts = {"ok": 0, "failed": 0}
+    failures: list[dict[str, str]] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(cells), initial=skipped, desc=f"sweep {preset.name}", unit="cell",
+               disable=quiet, file=sys.stderr)
+
+    def on_done(outcome: Outcome) -> None:
+        counts[outcome["status"]] += 1
+        if outcome["status"] != "ok":
+            failures.append({"cell_id": outcome["cell_id"], "error": outcome["error"]})
+            if not quiet:
+                bar.write(f"FAILED {outcome['cell_id']}: {outcome['error']}")
+        bar.update(1)
+        bar.set_postfix(ok=counts["ok"], failed=counts["failed"], skipped=skipped)
+
+    try:
+        if specs:
+            if executor == "ray":
+                run_device = device or preset.cells[0].config.device
+                _run_ray(specs, jobs, address, run_device, on_done, quiet)
+            else:
+                _run_local(specs, jobs, on_done)
+    finally:
+        bar.close()
+    summary = {"preset": preset.name, "results": str(results), "executor": executor,
+               "jobs": jobs, "cells": len(cells), "ok": counts["ok"],
+               "failed": counts["failed"], "skipped": skipped,
+               "seconds": round(time.perf_counter() - t0, 1), "failures": failures,
+               "finished": now()}
+    write_json(results / "sweep.json", summary)
+    if not quiet:
+        print(f"sweep {preset.name}: {len(cells)} cells: {counts['ok']} ok, "
+              f"{counts['failed']} failed, {skipped} skipped (already ok) in "
+              f"{_format_seconds(summary['seconds'])}; results in {results}", file=sys.stderr)
+        for f in failures:
+            print(f"  failed {f['cell_id']}: {f['error']}", file=sys.stderr)
+    return summary
+
+
+# --- what a run notebook shows -------------------------------------------------------------
+def curve_frame(record: dict[str, Any]):
+    """The learning curve of a record as a DataFrame (step, epoch, train_loss, val_*)."""
+    import pandas as pd
+
+    return pd.DataFrame(record.get("curve") or [])
+
+
+def plot_learning_curve(record: dict[str, Any], ax=None):
+    """Training loss and validation metric against recognizer steps."""
+    import matplotlib.pyplot as plt
+
+    frame = curve_frame(record)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    if frame.empty:
+        ax.text(0.5, 0.5, "no validation points", ha="center", transform=ax.transAxes)
+        return ax
+    val = [c for c in frame.columns if c.startswith("val_")]
+    if "train_loss" in frame and frame["train_loss"].notna().any():
+        ax.plot(frame["step"], frame["train_loss"], "o-", color="tab:gray", label="train loss")
+        ax.set_ylabel("train loss")
+    ax.set_xlabel("recognizer step")
+    if val:
+        twin = ax.twinx()
+        twin.plot(frame["step"], frame[val[0]], "s-", color="tab:blue", label=val[0])
+        twin.set_ylabel(val[0].replace("_", " "))
+    cfg = record.get("config", {})
+    ax.set_title(f"{cfg.get('dataset')} {cfg.get('method')} seed {cfg.get('seed')}")
+    return ax
+
+
+def run_examples(out: str | Path):
+    """The test examples a run kept (predictions or retrievals) as a DataFrame."""
+    import pandas as pd
+
+    path = Path(out) / "examples.json"
+    return pd.DataFrame(read_json(path) if path.exists() else [])
+
+
+def metrics_table(record: dict[str, Any], keys: Iterable[str] | None = None):
+    """The scalar metrics of a record, one per row."""
+    import pandas as pd
+
+    metrics = record.get("metrics", {})
+    keys = list(keys) if keys is not None else [
+        k for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    return pd.DataFrame({"value": [metrics.get(k) for k in keys]}, index=keys)

@@ -1,0 +1,191 @@
+"""The book, built from real (tiny) runs and opened in headless Chromium.
+
+The results folder is made by really training the smoke preset's cells (two seeds, and
+a second training size for recognition) with ``afdm_lib.train.train``; the book is built
+with ``afdm_lib.book.build_book`` into a temporary folder; Chromium (driven by selenium)
+checks that the results pages render their tables and plots (every image loads), that
+no link inside the book is broken, and keeps a screenshot under ``tests/artifacts/``.
+Skipped, with a visible warning, only when Chromium or its driver is not installed
+(``make setup`` installs the Debian packages ``chromium`` and ``chromium-driver``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import torch
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+RESULT_PAGES = ("results-recognition.html", "results-spotting.html")
+
+
+def _browser_missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        return "Chromium is not installed (apt-get install chromium chromium-driver)"
+    if not shutil.which("chromedriver"):
+        return "chromedriver is not installed (apt-get install chromium-driver)"
+    return None
+
+
+def _configs():
+    """The smoke preset's cells, with seeds 0 and 1 (paired tests need pairs) and a
+    32-word cut for recognition (so the plots have two training sizes)."""
+    from afdm_lib.sweep import cell_id, expand
+
+    out = []
+    for cell in expand("smoke").cells:
+        sizes = [cell.config.train_size]
+        if cell.config.task == "recognition":
+            sizes.append(32)
+        for size in sizes:
+            for seed in (0, 1):
+                cfg = cell.config.replace(seed=seed, train_size=size, threads=1)
+                out.append((cell_id(cfg), cfg))
+    return out
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> Path:
+    from afdm_lib.book import build_book
+    from afdm_lib.results import write_json
+    from afdm_lib.train import train
+
+    torch.set_num_threads(1)
+    results = tmp_path_factory.mktemp("results")
+    for name, cfg in _configs():
+        train(cfg, results / "runs" / name, progress=False)
+    write_json(results / "bench.json", {"device": "cpu", "rows": [
+        {"arch": "crnn", "method": "none", "train_images_per_s": 100.0},
+        {"arch": "crnn", "method": "afdm", "train_images_per_s": 80.0}]})
+    index = build_book(results, output=tmp_path_factory.mktemp("book"))
+    assert index.is_file()
+    return index.parent
+
+
+def test_book_has_every_page(book: Path):
+    for page in ("intro", "method", "data", "results-recognition", "results-spotting",
+                 "paper-numbers", "warps", "benchmarks", "reproduce", "deviations"):
+        assert (book / f"{page}.html").is_file(), page
+    recognition = (book / "results-recognition.html").read_text()
+    assert "Where AFDM helps and where it does not" in recognition
+    assert "No results yet" not in recognition
+    assert "train_images_per_s" in (book / "benchmarks.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    missing = _browser_missing()
+    if missing:
+        warnings.warn(f"browser test skipped: {missing}", stacklevel=1)
+        pytest.skip(f"browser test skipped: {missing}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless", "--no-sandbox", "--disable-background-networking",
+                 "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(flag)
+    drv = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()
+
+
+def _open(driver, page: Path) -> None:
+    driver.get(page.as_uri())
+    driver.execute_script("return document.readyState")
+
+
+def _images(driver) -> list[dict]:
+    return driver.execute_script(
+        "return [...document.images].map(i => ({src: i.src, complete: i.complete, "
+        "width: i.naturalWidth}))")
+
+
+def test_results_pages_render_tables_and_plots(book: Path, driver):
+    for name in RESULT_PAGES:
+        _open(driver, book / name)
+        tables = driver.execute_script("return document.querySelectorAll('main table').length")
+        images = [i for i in _images(driver) if "/_images/" in i["src"]]
+        assert tables >= 2, f"{name}: {tables} tables"
+        # spotting: QbE is undefined on 32 tiny test words (no repeated word), QbS is not
+        assert len(images) >= (2 if "recognition" in name else 1), f"{name}: {images}"
+        broken = [i["src"] for i in images if not (i["complete"] and i["width"] > 0)]
+        assert not broken, f"{name}: images that did not load: {broken}"
+        # the best-cell marking and the paired tests are on the page
+        text = driver.execute_script("return document.querySelector('main').innerText")
+        assert "Paired comparison" in text and "±" in text
+
+
+def test_equations_render_offline(book: Path, driver):
+    """MathJax is copied into the book, so the Method page's equations typeset without
+    any network (Chromium runs with background networking off, pages from file://)."""
+    import time
+
+    _open(driver, book / "method.html")
+    rendered = 0
+    for _ in range(50):  # MathJax typesets asynchronously
+        rendered = driver.execute_script(
+            "return document.querySelectorAll('.MathJax, .MathJax_Display').length")
+        if rendered:
+            break
+        time.sleep(0.1)
+    assert rendered > 10, "the equations on method.html were not typeset"
+
+
+def test_every_image_in_the_book_loads(book: Path, driver):
+    for page in sorted(book.glob("*.html")):
+        _open(driver, page)
+        broken = [i["src"] for i in _images(driver)
+                  if i["src"].startswith("file:") and not (i["complete"] and i["width"] > 0)]
+        assert not broken, f"{page.name}: images that did not load: {broken}"
+    _open(driver, book / "data.html")
+    assert len([i for i in _images(driver) if "sample-" in i["src"]]) >= 3
+    _open(driver, book / "warps.html")
+    assert any("warps-random" in i["src"] for i in _images(driver))
+    # the smoke sweep keeps the AFDM checkpoints: the learned warps are drawn
+    assert any("warps-learned" in i["src"] for i in _images(driver))
+
+
+def test_no_broken_internal_links(book: Path, driver):
+    broken = []
+    ids: dict[Path, str] = {}
+    for page in sorted(book.glob("*.html")):
+        _open(driver, page)
+        hrefs = driver.execute_script(
+            "return [...document.querySelectorAll('a[href]')].map(a => a.href)")
+        for href in hrefs:
+            url = urlparse(href)
+            if url.scheme != "file":
+                continue
+            target = Path(unquote(url.path))
+            if not target.exists():
+                broken.append(f"{page.name} -> {href}")
+                continue
+            if url.fragment and target.suffix == ".html":
+                text = ids.setdefault(target, target.read_text())
+                if f'id="{url.fragment}"' not in text:
+                    broken.append(f"{page.name} -> {href} (no such anchor)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_screenshot_of_the_recognition_results(book: Path, driver):
+    _open(driver, book / "results-recognition.html")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(int(height), 800), 8000))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "book-results-recognition.png"
+    assert driver.save_screenshot(str(shot))
+    assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+    print(f"\nscreenshot of the book's recognition results: {shot}")

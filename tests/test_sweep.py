@@ -1,0 +1,276 @@
+"""Sweeps: preset expansion, skip-on-rerun, failure records, the results table, and the
+smoke preset end to end with papermill (local processes and a local Ray instance)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from afdm_lib import sweep
+from afdm_lib.config import METHODS, RunConfig
+from afdm_lib.results import RECORD, load_records, make_record, read_record, write_json
+from afdm_lib.sweep import Preset, SweepError, expand, run_sweep
+
+
+# --- expansion (no kernels) ------------------------------------------------------------
+def test_smoke_expands_to_both_tasks_and_three_methods():
+    preset = expand("smoke")
+    ids = [c.cell_id for c in preset.cells]
+    assert len(ids) == len(set(ids)) == 6
+    assert "recognition-crnn-digits-devanagari-n64-afdm-s0" in ids
+    assert {c.config.task for c in preset.cells} == {"recognition", "spotting"}
+    assert {c.config.method for c in preset.cells} == set(METHODS)
+    assert {c.notebook for c in preset.cells} == {"recognition.ipynb", "spotting.ipynb"}
+    for c in preset.cells:  # shared config reached every cell
+        assert (c.config.width, c.config.epochs, c.config.test_size) == (0.125, 1, 32)
+        assert c.cell_id == sweep.cell_id(c.config)
+
+
+def test_study_presets_cover_what_the_issue_asks():
+    quick = expand("quick").cells
+    rec = [c.config for c in quick if c.config.task == "recognition"]
+    spot = [c.config for c in quick if c.config.task == "spotting"]
+    assert {c.dataset for c in rec} == {"digits-latin", "digits-bangla", "digits-devanagari"}
+    assert spot and {c.arch for c in spot} == {"tpp-phocnet"}
+    assert len({c.train_size for c in rec}) >= 2 and len({c.seed for c in rec}) >= 2
+    assert {c.config.method for c in quick[:3]} == set(METHODS)  # seeds outer, methods inner
+    assert len(quick) == 3 * 2 * 3 * 2 + 1 * 2 * 3 * 2
+
+    cpu = [c.config for c in expand("cpu").cells]
+    assert {d for d in (c.dataset for c in cpu) if d.startswith("synth-")}
+    assert {c.task for c in cpu} == {"recognition", "spotting"}
+    assert len({c.train_size for c in cpu}) >= 4 and len({c.seed for c in cpu}) >= 3
+
+    paper = expand("paper")
+    assert paper.max_jobs == 1
+    assert all(c.config.device == "cuda" and c.config.width == 1.0 and c.config.height == 64
+               for c in paper.cells)
+    assert all(c.cell_id.split("-")[-3].startswith("f") for c in paper.cells)  # fractions
+    assert {c.config.device for c in expand("paper", device="cpu").cells} == {"cpu"}
+
+
+def _write_presets(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "presets.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[p]\nseeds = [0]\nmethods = ['none']\n[[p.grid]]\ndatasets = ['digits-latin']\n"
+     "train_sizes = [10]\nbogus = 1\n", "unknown key(s) ['bogus']"),
+    ("[p]\nseeds = [0]\nmethods = ['magic']\n[[p.grid]]\ndatasets = ['digits-latin']\n"
+     "train_sizes = [10]\n", "method='magic' is not valid"),
+    ("[p]\nseeds = [0]\nmethods = ['none']\n[[p.grid]]\ndatasets = ['digits-latin']\n",
+     "give either 'train_sizes' or 'fractions'"),
+    ("[p]\nseeds = []\nmethods = ['none']\n", "'seeds' must be a non-empty list"),
+    ("[p\nseeds = [0]\n", "not valid TOML"),
+])
+def test_bad_presets_name_the_file_and_the_problem(tmp_path, text, message):
+    path = _write_presets(tmp_path, text)
+    with pytest.raises(SweepError) as err:
+        expand("p", path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_unknown_preset_and_unknown_dataset(tmp_path):
+    with pytest.raises(SweepError, match="no preset 'nope'"):
+        expand("nope")
+    path = _write_presets(tmp_path, "[p]\nseeds = [0]\nmethods = ['none']\n[[p.grid]]\n"
+                                    "datasets = ['no-such-set']\ntrain_sizes = [10]\n")
+    with pytest.raises(SweepError, match="unknown dataset.*no-such-set"):
+        run_sweep("p", results=tmp_path / "r", presets_file=path, quiet=True)
+
+
+def test_notebook_parameters_rebuild_the_same_config():
+    cfg = expand("quick").cells[-1].config
+    params = sweep.notebook_parameters(cfg, "/somewhere")
+    assert params.pop("out") == "/somewhere"
+    overrides = params.pop("overrides")
+    # what the notebooks do with their parameters
+    assert RunConfig.from_dict({**overrides, **params}) == cfg
+
+
+def test_every_notebook_has_a_parameters_cell_and_a_header():
+    import ast
+
+    # plain JSON: importing nbformat costs seconds here (its schema validator's grammar)
+    for name in ("recognition", "spotting", "warps"):
+        nb = json.loads((sweep.NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
+        assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
+        cells = nb["cells"]
+        assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
+        tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+        assert len(tagged) == 1
+        assert all(c["outputs"] == [] for c in cells if c["cell_type"] == "code")  # committed clean
+        names = {t.id for node in ast.parse("".join(tagged[0]["source"])).body
+                 for t in node.targets}  # type: ignore[attr-defined]
+        if name != "warps":
+            assert set(sweep.NOTEBOOK_PARAMETERS) | {"out", "overrides"} == names
+
+
+# --- records and skipping (no kernels) ---------------------------------------------------
+def _fake_results(root: Path, preset: Preset, status: str = "ok") -> None:
+    for i, cell in enumerate(preset.cells):
+        rec = make_record(cell.config.to_dict(), status, metrics={"cer": 0.1 * i},
+                          cell_id=cell.cell_id)
+        run_dir = root / "runs" / cell.cell_id
+        write_json(run_dir / RECORD, rec)
+        write_json(run_dir / "config.json", cell.config.to_dict())
+
+
+def test_done_cells_are_skipped_and_nothing_runs(tmp_path, monkeypatch):
+    preset = expand("smoke")
+    _fake_results(tmp_path, preset)
+    monkeypatch.setattr(sweep, "run_cell", lambda spec: pytest.fail("a done cell ran"))
+    summary = run_sweep("smoke", results=tmp_path, quiet=True, device="cpu")
+    assert (summary["skipped"], summary["ok"], summary["failed"]) == (6, 0, 0)
+    assert json.loads((tmp_path / "sweep.json").read_text())["skipped"] == 6
+
+
+def test_is_done_ignores_execution_keys_but_not_the_rest(tmp_path):
+    cell = expand("smoke").cells[0]
+    _fake_results(tmp_path, Preset("p", "", [cell]))
+    run_dir = tmp_path / "runs" / cell.cell_id
+    assert sweep.is_done(run_dir, cell.config.replace(device="auto", quiet=False))
+    assert not sweep.is_done(run_dir, cell.config.replace(epochs=2))
+    # a record written before a RunConfig field existed still counts (default assumed)
+    old = {k: v for k, v in cell.config.to_dict().items() if k != "decoder"}
+    write_json(run_dir / RECORD, make_record(old, "ok", cell_id=cell.cell_id))
+    assert sweep.is_done(run_dir, cell.config)
+    _fake_results(tmp_path, Preset("p", "", [cell]), status="failed")
+    assert not sweep.is_done(run_dir, cell.config)
+
+
+def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
+    cell = expand("smoke").cells[0]
+    _fake_results(tmp_path, Preset("p", "", [cell]))
+    retuned = Preset("p", "", [sweep.Cell(cell.cell_id, cell.notebook,
+                                          cell.config.replace(epochs=2))])
+    ran = []
+
+    def fake_run_cell(spec):
+        ran.append(spec["cell_id"])
+        rec = make_record(spec["config"], "ok", cell_id=spec["cell_id"])
+        write_json(Path(spec["run_dir"]) / RECORD, rec)
+        return {"cell_id": spec["cell_id"], "status": "ok", "error": None, "seconds": 0.0,
+                "record": rec, "notebook_text": None}
+
+    monkeypatch.setattr(sweep, "run_cell", fake_run_cell)
+    summary = run_sweep(retuned, results=tmp_path, quiet=True)
+    assert summary["ok"] == 1 and ran == [cell.cell_id]
+    stale = list((tmp_path / ".stale").iterdir())
+    assert len(stale) == 1 and (stale[0] / RECORD).exists()
+    table = load_records(tmp_path)  # the stale record is not part of the results
+    assert len(table) == 1 and table["config.epochs"].tolist() == [2]
+
+
+def _spec(tmp_path: Path, cfg: RunConfig) -> dict:
+    return {"cell_id": sweep.cell_id(cfg), "preset": "t", "config": cfg.to_dict(),
+            "run_dir": str(tmp_path / "run"), "notebook": "recognition.ipynb",
+            "notebook_source": "{}", "kernel": "python3"}
+
+
+def test_run_cell_records_a_notebook_that_died_before_training(tmp_path, monkeypatch, tiny_cfg):
+    import papermill
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(papermill, "execute_notebook", dies)
+    out = sweep.run_cell(_spec(tmp_path, tiny_cfg))
+    assert out["status"] == "failed" and "Kernel died" in out["error"]
+    rec = read_record(tmp_path / "run")
+    assert rec["status"] == "failed" and rec["cell_id"] == sweep.cell_id(tiny_cfg)
+    assert rec["config"] == tiny_cfg.to_dict() and "notebook_seconds" in rec["timings"]
+    assert not list((tmp_path / "run").glob(".source-*"))  # temporary input removed
+
+
+def test_run_cell_fails_a_notebook_that_left_no_record(tmp_path, monkeypatch, tiny_cfg):
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
+    out = sweep.run_cell(_spec(tmp_path, tiny_cfg))
+    assert out["status"] == "failed" and "left no ok record" in out["error"]
+
+
+def test_a_dead_worker_still_gives_a_failed_record(tmp_path, tiny_cfg):
+    def lost():
+        raise OSError("worker process lost")
+
+    spec = _spec(tmp_path, tiny_cfg)
+    out = sweep._outcome(lost, spec)
+    assert out["status"] == "failed" and "worker process lost" in out["error"]
+    assert read_record(tmp_path / "run")["status"] == "failed"
+
+
+# --- end to end with papermill (kernels; the slow part) -----------------------------------
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    """The smoke preset plus one deliberately broken cell, two cells at a time."""
+    root = tmp_path_factory.mktemp("smoke")
+    preset = expand("smoke")
+    good = preset.cells[0].config
+    broken = good.replace(train_size=10**7)  # larger than the split: the trainer fails
+    preset.cells.append(sweep.Cell(sweep.cell_id(broken), "recognition.ipynb", broken))
+    summary = run_sweep(preset, results=root, jobs=2, quiet=True)
+    return root, summary, sweep.cell_id(broken)
+
+
+@pytest.mark.slow
+def test_smoke_end_to_end_and_a_failing_cell(smoke_results):
+    root, summary, broken = smoke_results
+    assert (summary["ok"], summary["failed"], summary["skipped"]) == (6, 1, 0)
+    assert [f["cell_id"] for f in summary["failures"]] == [broken]
+    bad = read_record(root / "runs" / broken)
+    assert bad["status"] == "failed" and "DataError" in bad["error"]
+    assert "larger than the training split" in bad["error"]
+    for cell in expand("smoke").cells:
+        run_dir = root / "runs" / cell.cell_id
+        rec = read_record(run_dir)
+        assert rec["status"] == "ok" and rec["cell_id"] == cell.cell_id
+        assert rec["preset"] == "smoke" and rec["curve"]
+        nb = json.loads((run_dir / cell.notebook).read_text())  # executed copy kept
+        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+        assert any("image/png" in o.get("data", {}) for o in outputs)  # the learning curve
+
+
+@pytest.mark.slow
+def test_records_load_into_a_dataframe(smoke_results):
+    root, _, _ = smoke_results
+    table = load_records(root)
+    assert len(table) == 7 and (table["status"] == "ok").sum() == 6
+    ok = table[table["status"] == "ok"]
+    rec = ok[ok["config.task"] == "recognition"]
+    spot = ok[ok["config.task"] == "spotting"]
+    assert rec["metrics.cer"].between(0, 5).all() and len(rec) == 3
+    assert "metrics.map_qbs" in spot and len(spot) == 3
+    assert ok["timings.notebook_seconds"].gt(0).all()
+    assert ok["git_commit"].notna().all()
+
+
+@pytest.mark.slow
+def test_a_second_sweep_executes_nothing(smoke_results, monkeypatch):
+    root, _, _ = smoke_results
+    monkeypatch.setattr(sweep, "run_cell", lambda spec: pytest.fail("a done cell ran"))
+    summary = run_sweep("smoke", results=root, quiet=True)
+    assert (summary["skipped"], summary["ok"], summary["failed"]) == (6, 0, 0)
+
+
+@pytest.mark.slow
+def test_ray_executor_leaves_the_same_records(smoke_results, tmp_path):
+    pytest.importorskip("ray")
+    root, _, _ = smoke_results
+    only = "recognition-*-none-*"
+    summary = run_sweep("smoke", results=tmp_path, executor="ray", jobs=1, only=only,
+                        quiet=True)
+    assert (summary["ok"], summary["failed"], summary["cells"]) == (1, 0, 1)
+    cell = [c for c in expand("smoke").cells if c.config.method == "none"][0]
+    by_ray, local = read_record(tmp_path / "runs" / cell.cell_id), read_record(
+        root / "runs" / cell.cell_id)
+    assert by_ray["config"] == local["config"]
+    # CPU runs with one thread are bit-identical: the same metrics and learning curve
+    assert by_ray["metrics"]["cer"] == local["metrics"]["cer"]
+    assert [p["val_cer"] for p in by_ray["curve"]] == [p["val_cer"] for p in local["curve"]]
+    assert (tmp_path / "runs" / cell.cell_id / cell.notebook).exists()
