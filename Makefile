@@ -42,7 +42,7 @@ $(BIN)/afdm: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name afdm-study --display-name "Python (afdm-study)" >/dev/null
 	@touch $(BIN)/afdm
 
 test: setup

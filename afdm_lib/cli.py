@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 
@@ -25,9 +26,11 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                                    "Every RunConfig field is an option (--name value).")
     p.add_argument("--out", required=True, help="run folder (config, checkpoint, record)")
     p.add_argument("--config", help="JSON file with RunConfig fields (options override it)")
+    p.add_argument("--data-option", dest="data_option", action="append", default=[],
+                   metavar="KEY=VALUE", help="a dataset loader option, e.g. fold=2 (repeatable)")
     defaults = RunConfig()
     for f in dataclasses.fields(RunConfig):
-        if f.name == "extra":
+        if f.name in ("extra", "data_options"):
             continue
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
@@ -48,6 +51,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         v = getattr(args, f.name, None)
         if v is not None:
             values[f.name] = v
+    for item in getattr(args, "data_option", []) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--data-option {item!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw  # a plain string such as a path
+        values.setdefault("data_options", {})[key] = value
     if values.get("fraction") is not None and getattr(args, "train_size", None) is None:
         values["train_size"] = None
     if values.get("task") == "spotting" and getattr(args, "arch", None) is None:

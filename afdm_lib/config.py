@@ -31,6 +31,8 @@ class RunConfig:
     dataset: str = "digits-devanagari"
     data_root: str | None = None
     strict: bool = False  # stop at the first bad sample instead of skipping it
+    # loader options, e.g. {"fold": 2} for gw or {"train_list": ...} for iam
+    data_options: dict[str, Any] = field(default_factory=dict)
     # low-resource cut of the training split (count or fraction; nested and deterministic)
     train_size: int | None = 500
     fraction: float | None = None

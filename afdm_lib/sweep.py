@@ -36,7 +36,8 @@ else:  # pragma: no cover - Python 3.10
 
 PRESETS_FILE = Path(__file__).with_name("presets.toml")
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-KERNEL = "python3"
+KERNEL = "afdm-study"  # installed into the venv by `make setup` (a unique name: a
+# user-level "python3" kernelspec would otherwise shadow the venv's)
 # execution details that do not change what a run computes: ignored when deciding
 # whether a finished record belongs to a cell
 EXECUTION_KEYS = ("device", "workers", "quiet")

@@ -128,7 +128,9 @@ def seed_everything(seed: int) -> dict[str, Any]:
 
 def load_splits(cfg: RunConfig) -> tuple[WordDataset, WordDataset, WordDataset]:
     """Train (cut), validation and test splits of ``cfg.dataset``."""
-    options = {"strict": cfg.strict} if cfg.strict else {}
+    options = dict(cfg.data_options)
+    if cfg.strict:
+        options["strict"] = True
     full = load_dataset(cfg.dataset, cfg.data_root, "train", **options)
     train = cut(full, cfg.train_size, cfg.fraction, cfg.seed)
     val = load_dataset(cfg.dataset, cfg.data_root, "val", size=cfg.val_size, **options)

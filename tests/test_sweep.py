@@ -98,7 +98,7 @@ def test_every_notebook_has_a_parameters_cell_and_a_header():
     # plain JSON: importing nbformat costs seconds here (its schema validator's grammar)
     for name in ("recognition", "spotting", "warps"):
         nb = json.loads((sweep.NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
-        assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
+        assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == sweep.KERNEL
         cells = nb["cells"]
         assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
         tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
@@ -169,7 +169,7 @@ def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
 def _spec(tmp_path: Path, cfg: RunConfig) -> dict:
     return {"cell_id": sweep.cell_id(cfg), "preset": "t", "config": cfg.to_dict(),
             "run_dir": str(tmp_path / "run"), "notebook": "recognition.ipynb",
-            "notebook_source": "{}", "kernel": "python3"}
+            "notebook_source": "{}", "kernel": sweep.KERNEL}
 
 
 def test_run_cell_records_a_notebook_that_died_before_training(tmp_path, monkeypatch, tiny_cfg):

@@ -91,7 +91,7 @@ def _crop(glyph: np.ndarray) -> np.ndarray:
     return glyph[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def glyph_pools(script: str) -> dict[str, list[list[np.ndarray]]]:
     """Cropped ink-high glyphs per split and digit: {split: [glyphs of 0, ..., of 9]}."""
     if script == "latin":
