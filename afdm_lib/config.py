@@ -17,6 +17,11 @@ ARCHS = {"recognition": ("crnn",), "spotting": ("phocnet", "tpp-phocnet")}
 METHODS = ("none", "random", "afdm")
 DEVICES = ("cpu", "cuda", "auto")
 DECODERS = ("greedy", "beam")
+# field annotation -> accepted Python types (a JSON config can hold anything)
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "an integer"), "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"), "str": ((str,), "a string"),
+    "dict[str, Any]": ((dict,), "a JSON object")}
 
 
 class ConfigError(ValueError):
@@ -76,6 +81,12 @@ class RunConfig:
     device: str = "cpu"
     threads: int = 1
     workers: int = 0
+    # speed switches, all off by default (see `afdm bench`): bf16 autocast of the forward
+    # pass (changes numerics; fast on GPUs and on CPUs with AMX), channels_last memory
+    # layout and torch.compile of the conv blocks (both meant for CUDA)
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, kept in records
 
@@ -84,6 +95,16 @@ class RunConfig:
 
     # --- validation -------------------------------------------------------------
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            optional = kind.endswith(" | None")
+            types, words = _KINDS.get(kind.replace(" | None", ""), ((object,), ""))
+            if value is None and optional:
+                continue
+            if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+                raise ConfigError(f"{f.name}={value!r} has the wrong type; expected {words}"
+                                  + (" or null" if optional else ""))
+
         def choice(name: str, value: Any, valid: tuple) -> None:
             if value not in valid:
                 raise ConfigError(f"{name}={value!r} is not valid; choose one of {list(valid)}")

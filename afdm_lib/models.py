@@ -106,13 +106,17 @@ class CRNN(BlockModel):
                 warp: Warp | None = None) -> torch.Tensor:
         f = self.features(x, warp)  # B x C x h x T
         seq = f.mean(dim=2).permute(2, 0, 1)  # T x B x C (h is 1 at height 32)
-        if widths is not None:
-            lengths = self.output_lengths(widths).clamp(max=seq.shape[0]).cpu()
-            packed = pack_padded_sequence(seq, lengths, enforce_sorted=False)
-            out, _ = self.rnn(packed)
-            out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
-        else:
-            out, _ = self.rnn(seq)
+        # the LSTM runs in fp32 even under bf16 autocast (`amp`): cuDNN before 9.13 has
+        # no bf16 RNN, and the recurrence is the numerically delicate part
+        with torch.autocast(seq.device.type, enabled=False):
+            seq = seq.float()
+            if widths is not None:
+                lengths = self.output_lengths(widths).clamp(max=seq.shape[0]).cpu()
+                packed = pack_padded_sequence(seq, lengths, enforce_sorted=False)
+                out, _ = self.rnn(packed)
+                out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
+            else:
+                out, _ = self.rnn(seq)
         return self.head(out).log_softmax(-1)
 
 

@@ -104,6 +104,10 @@ class PHOCNet(BlockModel):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        # a small output layer starts every PHOC logit near 0 (loss log 2), instead of the
+        # large logits He init would give; the biases then learn the bit priors quickly
+        out = self.head[-1]
+        nn.init.normal_(out.weight, std=0.01)
 
     @staticmethod
     def output_widths(widths: torch.Tensor) -> torch.Tensor:

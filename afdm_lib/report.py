@@ -343,8 +343,8 @@ def verdicts(tests: pd.DataFrame, metric: Metric) -> list[str]:
             out.append(f"AFDM significantly beats `{baseline}` on {metric.label} in "
                        f"{len(helped)} of {total} settings: {items(helped)}.")
         if len(few):
-            out.append(f"Against `{baseline}`, {len(few)} of {total} settings have fewer than "
-                       f"two seed pairs, too few to test: "
+            out.append(f"Against `{baseline}`, {len(few)} of {total} settings: fewer than two "
+                       f"seed pairs, too few to test: "
                        + "; ".join(_where(r) for _, r in few.iterrows()) + ".")
     return out
 
@@ -431,13 +431,14 @@ def tests_table(tests: pd.DataFrame, dataset: str | None = None) -> str:
 
 def plateau_table(runs: pd.DataFrame, task: str) -> str:
     """Runs that never left the CTC plateau (``metrics.plateau``), per cell."""
-    if runs.empty or "metrics.plateau" not in runs.columns:
-        return "*No plateau flags recorded.*\n"
-    part = runs[runs["task"] == task]
+    part = runs[runs["task"] == task] if not runs.empty else runs
+    if part.empty or "metrics.plateau" not in part.columns \
+            or part["metrics.plateau"].isna().all():
+        return "*These runs record no plateau flag (it is defined for CTC recognition).*\n"
     flagged = part[part["metrics.plateau"].fillna(False).astype(bool)]
     if flagged.empty:
-        return (f"No run of the {len(part)} left its validation metric on the plateau "
-                f"(best validation CER > 0.9).\n")
+        return (f"None of the {len(part)} runs stayed on the plateau (best validation CER "
+                f"> 0.9).\n")
     rows = []
     for key, g in part.groupby(["dataset", "train_size", "setting", "method"], dropna=False):
         k = int(g["metrics.plateau"].fillna(False).astype(bool).sum())
@@ -470,12 +471,13 @@ def plot_vs_size(agg: pd.DataFrame, metric: Metric, dataset: str, path: str | Pa
     if arch is not None:
         part = part[part["arch"] == arch]
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    for method in METHODS:
+    for i, method in enumerate(METHODS):
         m = part[part["method"] == method].sort_values("train_size")
         if m.empty:
             continue
         colour, marker = METHOD_STYLE[method]
-        x = m["train_size"].astype(float).to_numpy()
+        # a small horizontal offset per method keeps overlapping intervals readable
+        x = m["train_size"].astype(float).to_numpy() * (1 + 0.04 * (i - 1))
         y = m["mean"].to_numpy(dtype=float)
         half = m["half"].to_numpy(dtype=float)
         # error bars show the interval even at a single training size; bands join them
@@ -559,7 +561,10 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
 def provenance(runs: Runs) -> str:
     """Where the numbers come from: folder, run counts, commits, dates."""
     ok, failed = runs.ok, runs.failed
-    lines = [f"Results folder: `{runs.root.name}` ({len(ok)} finished runs, "
+    # a relative path (results/quick) says which preset; an absolute one would leak a
+    # machine's folders into the published book, so only its last part is shown
+    shown = runs.root.name if runs.root.is_absolute() else runs.root.as_posix()
+    lines = [f"Results folder: `{shown}` ({len(ok)} finished runs, "
              f"{len(failed)} failed, {len(runs.unreadable)} unreadable record files)."]
     if not ok.empty:
         commits = sorted({str(c)[:10] for c in ok["git_commit"].dropna()})
@@ -601,6 +606,33 @@ def config_fragment(runs: pd.DataFrame) -> str:
     return markdown_table(["parameter", "values used", "RunConfig default"], rows)
 
 
+def headline_sentences(runs: pd.DataFrame, task: str) -> list[str]:
+    """Where AFDM helps and where it does not, per dataset of ``task``: the verdicts of
+    the first metric with results (CER; QbE mAP, else QbS mAP)."""
+    data = runs[runs["task"] == task] if not runs.empty else runs
+    out: list[str] = []
+    for dataset in sorted(data["dataset"].unique()) if not data.empty else []:
+        ds_runs = data[data["dataset"] == dataset]
+        for metric in TASK_METRICS[task]:
+            if not aggregate(ds_runs, metric.key).empty:
+                out += verdicts(paired_tests(ds_runs, metric), metric)
+                break
+    return out
+
+
+def headline_fragment(runs: Runs) -> str:
+    """The verdict sentences of every task, for the introduction."""
+    parts = []
+    for task in TASK_METRICS:
+        sentences = headline_sentences(runs.ok, task)
+        if sentences:
+            parts.append(f"**{task.capitalize()}.**\n\n"
+                         + "\n".join(f"- {s}" for s in sentences) + "\n")
+    if not parts:
+        return "*No results yet: there is nothing to compare in this results folder.*\n"
+    return "\n".join(parts)
+
+
 def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> str:
     """The whole generated body of a results page for ``task``: per dataset a plot and a
     table per metric, the paired tests, the verdict sentences; then plateau flags,
@@ -614,7 +646,7 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
                      f"(see *Reproduce*) and rebuild the book.\n")
         parts.append(problems_fragment(runs, task))
         return "\n".join(parts)
-    summary: list[str] = []
+    summary = headline_sentences(data, task)
     per_dataset: list[str] = []
     for dataset in sorted(data["dataset"].unique()):
         sec = [f"\n## {dataset}\n"]
@@ -648,8 +680,6 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
             sec.append(tests_table(tests))
             sentences = verdicts(tests, metric)
             sec.append("\n" + "\n".join(f"- {s}" for s in sentences) + "\n")
-            if metric is metrics[0]:
-                summary += sentences
         # learning curves at the smallest training size: the plateau story
         sizes = sorted(int(s) for s in ds_runs["train_size"].dropna().unique())
         if sizes and task == "recognition":
@@ -659,12 +689,15 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
                            f"![validation curves on {dataset}]({figure_url}/{name})\n")
         per_dataset.append("".join(sec))
     parts.append("\n## Where AFDM helps and where it does not\n\n"
-                 f"Derived from the paired tests on {metrics[0].label} below: paired t-test "
+                 f"Derived from the paired tests below on {metrics[0].label}"
+                 + (f" (or {metrics[1].label} where {metrics[0].label} is undefined)"
+                    if task == "spotting" else "") + ": paired t-test "
                  f"(Wilcoxon signed-rank where t is undefined), Holm-adjusted over each "
                  f"table, level {ALPHA}.\n\n"
                  + "\n".join(f"- {s}" for s in summary) + "\n")
     parts += per_dataset
-    parts.append("\n## Runs that never left the plateau\n\n" + plateau_table(data, task))
+    if task == "recognition":
+        parts.append("\n## Runs that never left the plateau\n\n" + plateau_table(data, task))
     problems = problems_fragment(runs, task)
     if problems:
         parts.append("\n## Failed runs\n\n" + problems)
@@ -907,13 +940,17 @@ def afdm_checkpoints(results_dir: str | Path, limit: int = 3) -> list[Path]:
     """Checkpoints of finished AFDM runs (at most one per dataset, ``limit`` in all)."""
     from .train import CHECKPOINT
 
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[int, Path]] = {}
     for ckpt in sorted(Path(results_dir).rglob(CHECKPOINT)):
         rec = read_record(ckpt.parent)
         if rec is None or rec["status"] != "ok" or rec["config"].get("method") != "afdm":
             continue
-        found.setdefault(rec["config"].get("dataset", "?"), ckpt)
-    return list(found.values())[:limit]
+        # per dataset, the run whose adversary trained longest
+        steps = int(rec.get("metrics", {}).get("afdm_steps") or 0)
+        dataset = rec["config"].get("dataset", "?")
+        if dataset not in found or steps > found[dataset][0]:
+            found[dataset] = (steps, ckpt)
+    return [path for _, path in found.values()][:limit]
 
 
 def warps_fragment(results_dir: str | Path, figures: Path, figure_url: str,
@@ -957,8 +994,8 @@ def warps_fragment(results_dir: str | Path, figures: Path, figure_url: str,
             out.append(f"\n*Cannot draw the warps of {ckpt.parent.name}:* {exc}\n")
             continue
         table = markdown_table(["mode", "group", "mean shift", "largest shift"],
-                               [[r["mode"], int(r["group"]), f"{r['mean_shift']:.3f}",
-                                 f"{r['max_shift']:.3f}"] for _, r in shifts.iterrows()])
+                               [[r["mode"], int(r["group"]), f"{r['mean_shift']:.4f}",
+                                 f"{r['max_shift']:.4f}"] for _, r in shifts.iterrows()])
         out.append(f"\n### {c.get('dataset')}, {c.get('train_size')} training words, "
                    f"seed {c.get('seed')}\n\nTop row: the trained AFDM's sampling grids; "
                    f"bottom row: random warps of the same bound.\n\n"

@@ -27,6 +27,9 @@ RECORD = "record.json"
 class ResultsError(OSError):
     """The results folder cannot be written; nothing partial was left behind."""
 
+    def __str__(self) -> str:  # the message, without OSError's "[Errno N]" prefix
+        return self.strerror or super().__str__()
+
 
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
@@ -47,10 +50,15 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError):
-            raise ResultsError(exc.errno or errno.EIO,
-                               f"{path}: cannot write ({exc.strerror}); nothing was written"
-                               ) from exc
+        # the OSError itself, or one a writer wrapped (torch.save raises RuntimeError
+        # "unexpected pos" after the disk filled up)
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, OSError):
+            raise ResultsError(cause.errno or errno.EIO,
+                               f"{path}: cannot write ({cause.strerror or cause}); nothing "
+                               f"was written") from exc
         raise
 
 

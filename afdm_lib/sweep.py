@@ -179,9 +179,12 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_done(run_dir: str | Path, cfg: RunConfig) -> bool:
-    """True when ``run_dir`` holds an ``ok`` record of this config."""
+    """True when ``run_dir`` holds an ``ok`` record of this config, stamped with its
+    ``cell_id`` by :func:`run_cell` once the notebook finished. (A sweep killed between the
+    trainer's record and that stamp reruns the cell: the trainer hands back its finished
+    record at once and the notebook is executed again, complete.)"""
     rec = read_record(run_dir)
-    return (rec is not None and rec["status"] == "ok"
+    return (rec is not None and rec["status"] == "ok" and bool(rec.get("cell_id"))
             and comparable(rec["config"]) == comparable(cfg.to_dict()))
 
 
@@ -207,6 +210,9 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     cfg = RunConfig.from_dict(spec["config"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    # temporary files of a sweep killed mid-cell (never read; removed for tidiness)
+    for stale in [*run_dir.glob(".source-*.ipynb"), *run_dir.glob(".*.tmp")]:
+        stale.unlink(missing_ok=True)
     # one thread per cell: parallel cells must not oversubscribe the cores
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(cfg.threads)
@@ -261,7 +267,8 @@ def _run_local(specs: list[dict], jobs: int, on_done: Callable[[Outcome], None])
 
     # spawn: a clean interpreter per worker (no forked torch thread pools)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_cell, spec): spec for spec in specs}
         try:
             for fut in as_completed(futures):
@@ -270,6 +277,23 @@ def _run_local(specs: list[dict], jobs: int, on_done: Callable[[Outcome], None])
             for fut in futures:
                 fut.cancel()
             raise
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the sweep process dies (even by SIGKILL),
+    so a restarted sweep never races an orphan on the same cell. Linux only; the worker's
+    kernel follows (ipykernel exits when its parent is gone)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the sweep died before the call above
+        os._exit(1)
 
 
 def _outcome(get: Callable[[], Outcome], spec: dict) -> Outcome:
@@ -387,6 +411,11 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
             raise SweepError(f"{notebooks / name}: cannot read the notebook ({exc.strerror})"
                              ) from exc
 
+    try:  # fail now, not after the first cell, when the folder cannot be written
+        results.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=results).close()
+    except OSError as exc:
+        raise SweepError(f"{results}: cannot write results here ({exc.strerror})") from exc
     t0 = time.perf_counter()
     specs, skipped = [], 0
     for cell in cells:

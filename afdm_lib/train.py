@@ -27,14 +27,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from .afdm import AFDM
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .ctc import Alphabet, beam_decode, greedy_decode
 from .data import BucketBatchSampler, DataError, WordDataset, collate, cut, load_dataset
 from .metrics import cer, wer
-from .models import BlockModel, build_model
-from .results import RECORD, make_record, now, read_record, save_torch, write_json
+from .models import BlockModel, Warp, build_model
+from .results import RECORD, ResultsError, make_record, now, read_record, save_torch, write_json
 
 CHECKPOINT = "checkpoint.pt"
+# a checkpoint is written at the end of every epoch, after every validation (eval_every)
+# and, inside a long epoch, at least this often (seconds of wall time); a resumed run
+# continues from the exact batch it was at, so killing a run loses at most this much
+CHECKPOINT_SECONDS = 300.0
 
 
 class DivergedError(RuntimeError):
@@ -111,7 +115,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for but no CUDA device is available")
+        raise ConfigError("device='cuda' was asked for but no CUDA device is available; "
+                          "choose one of ['cpu', 'auto']")
     return torch.device(name)
 
 
@@ -123,7 +128,8 @@ def seed_everything(seed: int) -> dict[str, Any]:
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
     return {"seed": seed, "torch.use_deterministic_algorithms": True,
-            "cudnn.benchmark": False, "note": "bit-identical on CPU with the same threads"}
+            "deterministic_algorithms_warn_only": True, "cudnn.benchmark": False,
+            "note": "bit-identical on CPU with the same threads"}
 
 
 def load_splits(cfg: RunConfig) -> tuple[WordDataset, WordDataset, WordDataset]:
@@ -168,13 +174,48 @@ def _finite_step(params: list[torch.Tensor], clip: float) -> bool:
     return bool(torch.isfinite(norm))
 
 
+def make_warp(afdm: AFDM, p_warp: float, frozen: bool) -> Warp:
+    """The feature warp handed to the model: the AFDM's warp on a random fraction
+    ``p_warp`` of the batch (all of it when ``p_warp >= 1``). ``frozen``: the control
+    points carry no gradient (recognizer step)."""
+    def warp(f: torch.Tensor) -> torch.Tensor:
+        warped = afdm(f, frozen=frozen)
+        if p_warp >= 1.0:
+            return warped
+        mask = torch.rand(f.shape[0], device=f.device) < p_warp
+        return torch.where(mask[:, None, None, None], warped, f)
+    return warp
+
+
+def apply_speed_options(cfg: RunConfig, model: BlockModel) -> None:
+    """Opt-in speed switches (off by default, meant for CUDA): ``channels_last`` memory
+    layout, and ``compile``: torch.compile of each conv block, in place (state_dict keys
+    unchanged; dynamic shapes because bucketed batches vary in width)."""
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        for block in model.blocks:
+            block.compile(dynamic=True)
+
+
+def to_device(images: torch.Tensor, widths: torch.Tensor, device: torch.device,
+              channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Host-to-device copy of a batch; non-blocking (the loader pins memory on CUDA)."""
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    return (images.to(device, non_blocking=True, memory_format=fmt),
+            widths.to(device, non_blocking=True))
+
+
 class Trainer:
     """One run: ``Trainer(cfg, out).run()`` trains, evaluates and writes the record."""
+
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
 
     def __init__(self, cfg: RunConfig, out: str | Path, progress: bool | None = None) -> None:
         self.cfg, self.out = cfg, Path(out)
         self.progress = (not cfg.quiet and sys.stderr.isatty()) if progress is None else progress
         self.started = now()
+        self._resume_rng: torch.Tensor | None = None
 
     # --- the run ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -184,7 +225,13 @@ class Trainer:
         done = read_record(self.out)
         if done is not None and done["status"] == "ok" and done["config"] == cfg.to_dict():
             return done
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(exc.errno or 0, f"{self.out}: cannot create the run folder "
+                                               f"({exc.strerror})") from exc
+        for stale in self.out.glob(".*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
         write_json(self.out / "config.json", cfg.to_dict())
         try:
             record = self._train()
@@ -192,8 +239,12 @@ class Trainer:
             raise
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}"
-            write_json(self.out / RECORD, make_record(
-                cfg.to_dict(), "failed", error=msg, device=cfg.device, started=self.started))
+            try:
+                write_json(self.out / RECORD, make_record(
+                    cfg.to_dict(), "failed", error=msg, device=cfg.device,
+                    started=self.started))
+            except ResultsError:
+                pass  # the folder itself cannot be written: the first error says why
             raise
         return record
 
@@ -202,11 +253,13 @@ class Trainer:
         t0 = time.perf_counter()
         determinism = seed_everything(cfg.seed)
         torch.set_num_threads(cfg.threads)
+        determinism["threads"] = torch.get_num_threads()
         device = resolve_device(cfg.device)
         train, val, test = load_splits(cfg)
         task = make_task(cfg, train)
         model = build_model(cfg.arch, task.num_outputs, cfg.width, cfg.height,
                             cfg.insert_after, cfg.batch_norm).to(device)
+        apply_speed_options(cfg, model)
         afdm = build_afdm(cfg, model)
         if afdm is not None:
             afdm.to(device)
@@ -220,12 +273,14 @@ class Trainer:
 
         st = {"epoch": 0, "step": 0, "afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0,
               "best": None, "best_step": 0, "best_state": None, "evals_since_best": 0,
-              "curve": [], "train_seconds": 0.0, "stopped_early": False}
+              "curve": [], "train_seconds": 0.0, "stopped_early": False,
+              "batch_in_epoch": 0, "loss_sum": 0.0, "loss_n": 0}
         ckpt_path = self.out / CHECKPOINT
         if ckpt_path.exists():
-            st = self._resume(ckpt_path, model, afdm, opt, opt_afdm, task)
+            st = {**st, **self._resume(ckpt_path, model, afdm, opt, opt_afdm, task)}
 
-        loss_sum, loss_n = 0.0, 0
+        # the training loss accumulated since the last validation point (kept on resume)
+        loss_sum, loss_n = st["loss_sum"], st["loss_n"]
         params = [p for p in model.parameters()]
         finished = st["stopped_early"] or st["epoch"] >= cfg.epochs
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -233,50 +288,44 @@ class Trainer:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=st["epoch"] * steps_per_epoch,
+            bar = tqdm(total=cfg.epochs * steps_per_epoch,
+                       initial=st["epoch"] * steps_per_epoch + st["batch_in_epoch"],
                        desc=f"{cfg.method} seed {cfg.seed}", unit="batch", file=sys.stderr)
 
-        def warp_for(mask_p: float, frozen: bool):
-            def warp(f: torch.Tensor) -> torch.Tensor:
-                warped = afdm(f, frozen=frozen)
-                if mask_p >= 1.0:
-                    return warped
-                mask = torch.rand(f.shape[0], device=f.device) < mask_p
-                return torch.where(mask[:, None, None, None], warped, f)
-            return warp
-
+        last_save = time.perf_counter()
         while not finished:
             epoch_start = time.perf_counter()
             train.set_epoch(st["epoch"])
-            sampler = BucketBatchSampler(train, cfg.batch_size, cfg.seed, st["epoch"])
-            loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate,
+            batches = list(BucketBatchSampler(train, cfg.batch_size, cfg.seed, st["epoch"]))
+            skip = st["batch_in_epoch"]  # > 0 when resuming from a mid-epoch checkpoint
+            loader = DataLoader(train, batch_sampler=batches[skip:], collate_fn=collate,
                                 num_workers=cfg.workers,
                                 persistent_workers=False, pin_memory=device.type == "cuda")
-            for images, widths, texts in loader:
-                images, widths = images.to(device), widths.to(device)
+            batch_iter = iter(loader)  # (draws from the torch RNG)
+            if skip and self._resume_rng is not None:
+                torch.set_rng_state(self._resume_rng)  # exactly where the checkpoint was
+            self._resume_rng = None
+            for images, widths, texts in batch_iter:
+                st["batch_in_epoch"] += 1
+                images, widths = to_device(images, widths, device, cfg.channels_last)
                 warping = afdm is not None and st["step"] >= cfg.warmup_steps
                 if (warping and opt_afdm is not None
                         and st["afdm_steps"] < cfg.afdm_warmup_steps):
                     self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
-                                    warp_for(1.0, False), st)
+                                    make_warp(afdm, 1.0, False), st)
                     continue
-                warp = warp_for(cfg.p_warp, True) if warping else None
-                loss = task.loss(model, images, widths, texts, warp)
-                opt.zero_grad(set_to_none=True)
-                if self._guard(loss, st):
-                    loss.backward()
-                    if _finite_step(params, cfg.clip_grad):
-                        opt.step()
-                        loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
-                    else:
-                        self._bad(st)
+                warp = make_warp(afdm, cfg.p_warp, True) if warping else None
+                loss = self._recognizer_step(task, model, opt, params, images, widths, texts,
+                                             warp, st)
+                if loss is not None:
+                    loss_sum, loss_n = loss_sum + loss, loss_n + 1
                 st["step"] += 1
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.3f}")
                 if (warping and opt_afdm is not None and st["step"] % cfg.afdm_ratio == 0):
                     self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
-                                    warp_for(1.0, False), st)
+                                    make_warp(afdm, 1.0, False), st)
                 if cfg.eval_every and st["step"] % cfg.eval_every == 0:
                     st["train_seconds"] += time.perf_counter() - epoch_start
                     self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
@@ -286,8 +335,16 @@ class Trainer:
                     break
                 if st["stopped_early"]:
                     break
+                if ((cfg.eval_every and st["step"] % cfg.eval_every == 0)
+                        or time.perf_counter() - last_save >= self.checkpoint_seconds):
+                    # mid-epoch checkpoint: a long epoch is not lost when the run is killed
+                    st["train_seconds"] += time.perf_counter() - epoch_start
+                    st["loss_sum"], st["loss_n"] = loss_sum, loss_n
+                    self._checkpoint(ckpt_path, model, afdm, opt, opt_afdm, task, st, False)
+                    last_save = epoch_start = time.perf_counter()
             st["train_seconds"] += time.perf_counter() - epoch_start
             st["epoch"] += 1
+            st["batch_in_epoch"] = 0
             finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
                         or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
             # validate once per epoch, or (with eval_every) the last steps of the run
@@ -295,7 +352,9 @@ class Trainer:
             if not cfg.eval_every or (finished and not evaluated_now):
                 self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
                 loss_sum, loss_n = 0.0, 0
+            st["loss_sum"], st["loss_n"] = loss_sum, loss_n
             self._checkpoint(ckpt_path, model, afdm, opt, opt_afdm, task, st, finished)
+            last_save = time.perf_counter()
         if bar is not None:
             bar.close()
 
@@ -351,11 +410,31 @@ class Trainer:
             raise DivergedError(f"loss or gradients non-finite for {st['bad_in_a_row']} "
                                 f"consecutive steps (step {st['step']}); the run diverged")
 
+    def _autocast(self, device: torch.device):
+        """bf16 autocast around the forward pass when ``cfg.amp`` (a no-op otherwise)."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.amp)
+
+    def _recognizer_step(self, task, model, opt, params, images, widths, texts, warp,
+                         st) -> float | None:
+        """One optimiser step of the recognizer on (optionally warped) features; returns
+        the loss, or None when the step was skipped as non-finite."""
+        with self._autocast(images.device):
+            loss = task.loss(model, images, widths, texts, warp)
+        opt.zero_grad(set_to_none=True)
+        if self._guard(loss, st):
+            loss.backward()
+            if _finite_step(params, self.cfg.clip_grad):
+                opt.step()
+                return float(loss.detach())
+            self._bad(st)
+        return None
+
     def _afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, warp, st) -> None:
         """AFDM maximises the task loss; the recognizer's weights are frozen."""
         model.requires_grad_(False)
         try:
-            loss = task.loss(model, images, widths, texts, warp)
+            with self._autocast(images.device):
+                loss = task.loss(model, images, widths, texts, warp)
             opt_afdm.zero_grad(set_to_none=True)
             if self._guard(loss, st):
                 (-loss).backward()
@@ -402,7 +481,9 @@ class Trainer:
 
     def _resume(self, path, model, afdm, opt, opt_afdm, task) -> dict:
         ckpt = load_checkpoint(path)
-        same = {k: v for k, v in ckpt["config"].items() if k not in ("quiet", "device", "workers")}
+        saved = ckpt.get("config")
+        saved = saved if isinstance(saved, dict) else {}
+        same = {k: v for k, v in saved.items() if k not in ("quiet", "device", "workers")}
         mine = {k: v for k, v in self.cfg.to_dict().items()
                 if k not in ("quiet", "device", "workers")}
         if same != mine:
@@ -416,11 +497,13 @@ class Trainer:
             opt.load_state_dict(ckpt["opt"])
             if opt_afdm is not None and ckpt["opt_afdm"] is not None:
                 opt_afdm.load_state_dict(ckpt["opt_afdm"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path}: checkpoint does not fit this model ({exc})") from exc
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        st = dict(ckpt["state"])
-        st["best_state"] = ckpt["best_state"]
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            st = dict(ckpt["state"])
+            st["best_state"] = ckpt["best_state"]
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: checkpoint does not fit this model ({exc}); "
+                                  f"use another --out folder") from exc
+        self._resume_rng = ckpt["rng"]["torch"]  # restored again after a mid-epoch resume
         return st
 
 

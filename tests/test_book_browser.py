@@ -75,10 +75,14 @@ def test_book_has_every_page(book: Path):
     for page in ("intro", "method", "data", "results-recognition", "results-spotting",
                  "paper-numbers", "warps", "benchmarks", "reproduce", "deviations"):
         assert (book / f"{page}.html").is_file(), page
+    log = (book.parent / "book-build.log").read_text()
+    assert "WARNING" not in log, [line for line in log.splitlines() if "WARNING" in line]
     recognition = (book / "results-recognition.html").read_text()
     assert "Where AFDM helps and where it does not" in recognition
     assert "No results yet" not in recognition
     assert "train_images_per_s" in (book / "benchmarks.html").read_text()
+    intro = (book / "intro.html").read_text()
+    assert "Where AFDM helps and where it does not" in intro and "Recognition." in intro
 
 
 @pytest.fixture(scope="module")

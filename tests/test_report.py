@@ -237,3 +237,25 @@ def test_identity_warp_leaves_the_image_alone():
     assert np.allclose(out, img, atol=1e-4)
     moved = report.warp_image(img, base_control_points(3, 3).numpy() + 0.1, 3, 3)
     assert not np.allclose(moved, img, atol=1e-2)
+
+
+def test_tables_notebook_runs_on_a_results_folder(study: Path, tmp_path: Path):
+    """notebooks/tables.ipynb is a thin view on this module: it must execute."""
+    import papermill
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "tables.ipynb"
+    out = tmp_path / "tables.ipynb"
+    papermill.execute_notebook(str(notebook), str(out), parameters={"results": str(study)},
+                               cwd=str(tmp_path), progress_bar=False, kernel_name="python3")
+    text = out.read_text()
+    assert "AFDM better" in text and "0.3" in text
+    assert (tmp_path / "tables-figures" / "recognition-digits-bangla-cer.png").is_file()
+
+
+def test_headline_for_the_introduction(study: Path, tmp_path: Path):
+    text = report.headline_fragment(report.load_runs(study))
+    assert text.startswith("**Recognition.**")
+    assert "significantly beats `none` on CER in 1 of 2" in text
+    assert "does not significantly beat `none`" in text
+    (tmp_path / "empty").mkdir()
+    assert "No results yet" in report.headline_fragment(report.load_runs(tmp_path / "empty"))
