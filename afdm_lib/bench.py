@@ -40,9 +40,12 @@ matmul_peak_gflops_bf16            the same in bf16 (ceiling of ``amp`` runs)
                                    Linux VmHWM after resetting it, else null)
 <m>_afdm_peak_mem_mb               the same for one alternating AFDM step
 <m>_train_images_per_s_<switch>    the plain step with a speed switch (``amp``: bf16
-                                   autocast; on CUDA also ``channels_last``, ``compile``),
-<m>_mfu_<switch>                   for the reference model; amp's mfu uses the bf16 peak
+                                   autocast; ``channels_last``; on CUDA also ``compile``
+<m>_mfu_<switch>                   and ``amp_channels_last``), for the reference model;
+                                   with amp the mfu is over the bf16 peak
 afdm_overhead, afdm_flops_ratio    the reference model's <m>_afdm_overhead and ratio
+afdm_overhead_at_ratio_2           (rec + adv / 2) / plain: the overhead per recognizer
+                                   step with ``afdm_ratio=2``
 data_images_per_s                  data pipeline alone: composition of the words from
                                    glyphs, augmentation, resizing, bucketed batching and
                                    collate through the trainer's DataLoader (workers=0),
@@ -408,17 +411,20 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
             if f"{ref}_afdm_overhead{suffix}" in rec:
                 rec[f"afdm_overhead{suffix}"] = rec[f"{ref}_afdm_overhead{suffix}"]
         rec["afdm_flops_ratio"] = rec[f"{ref}_afdm_flops_ratio"]
+        # with afdm_ratio=2 (one AFDM step per two recognizer steps), per recognizer step
+        rec["afdm_overhead_at_ratio_2"] = (
+            rec[f"{ref}_afdm_rec_step_ms"] + rec[f"{ref}_afdm_adv_step_ms"] / 2
+        ) / rec[f"{ref}_plain_step_ms"]
 
         if switches:
             arch, width = models[0]
             ref_cfg = base.replace(task="recognition" if arch == "crnn" else "spotting",
                                    arch=arch, width=width)
-            options = {"amp": {"amp": True}}
-            if dev.type == "cuda":
-                options.update({"channels_last": {"channels_last": True},
-                                "compile": {"compile": True},
-                                "all": {"amp": True, "channels_last": True,
-                                        "compile": True}})
+            options: dict[str, dict[str, bool]] = {
+                "amp": {"amp": True}, "channels_last": {"channels_last": True}}
+            if dev.type == "cuda":  # compiling on CPU takes minutes and a C++ compiler
+                options.update({"compile": {"compile": True},
+                                "amp_channels_last": {"amp": True, "channels_last": True}})
             for name, change in options.items():
                 say(f"{ref} with {name}")
                 rates = bench_switch(ref_cfg.replace(**change), ds, batch, dev, clock,

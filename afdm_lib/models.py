@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import bilstm
+
 Warp = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -73,7 +75,7 @@ class CRNN(BlockModel):
 
     def __init__(self, num_classes: int, width: float = 1.0, height: int = 32,
                  insert_after: int = 2, lstm_hidden: int = 256,
-                 batch_norm: str = "crnn") -> None:
+                 batch_norm: str = "all") -> None:
         super().__init__(insert_after)
         c = [scaled(n, width) for n in (64, 128, 256, 256, 512, 512, 512)]
         self.block_channels = c
@@ -110,7 +112,11 @@ class CRNN(BlockModel):
         # no bf16 RNN, and the recurrence is the numerically delicate part
         with torch.autocast(seq.device.type, enabled=False):
             seq = seq.float()
-            if widths is not None:
+            if widths is not None and seq.device.type == "cpu" and bilstm.supported(self.rnn):
+                # the same LSTM unpacked: much faster on CPU (see afdm_lib/bilstm.py)
+                lengths = self.output_lengths(widths).clamp(max=seq.shape[0])
+                out = bilstm.padded_bilstm(self.rnn, seq, lengths)
+            elif widths is not None:
                 lengths = self.output_lengths(widths).clamp(max=seq.shape[0]).cpu()
                 packed = pack_padded_sequence(seq, lengths, enforce_sorted=False)
                 out, _ = self.rnn(packed)
@@ -121,7 +127,7 @@ class CRNN(BlockModel):
 
 
 def build_model(arch: str, num_outputs: int, width: float = 1.0, height: int = 32,
-                insert_after: int = 2, batch_norm: str = "crnn") -> BlockModel:
+                insert_after: int = 2, batch_norm: str = "all") -> BlockModel:
     """The one factory for every backbone (``crnn``, ``phocnet``, ``tpp-phocnet``)."""
     if arch == "crnn":
         return CRNN(num_outputs, width=width, height=height, insert_after=insert_after,

@@ -4,6 +4,7 @@ folders must end with complete, unique records and nothing half-written."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import signal
 import subprocess
@@ -16,7 +17,8 @@ import pytest
 from faultkit import TINY, alive, descendants, reaped, run, sigkill, start, wait_for
 
 from afdm_lib import cli
-from afdm_lib.results import RECORD, load_records, read_record
+from afdm_lib.results import RECORD, load_records, make_record, read_record, write_json
+from afdm_lib.sweep import expand
 from afdm_lib.train import load_checkpoint, train
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -84,41 +86,43 @@ def test_sweep_killed_mid_cell_reruns_only_what_is_missing(tmp_path):
     runs = results / "runs"
     args = ["sweep", "--preset", "smoke", "--only", SWEEP_CELLS, "--results", str(results),
             "--jobs", "1", "--quiet"]
-    listed = run("sweep", "--preset", "smoke", "--only", SWEEP_CELLS, "--list")
-    first, second = listed.stdout.split()
+    cells = [c for c in expand("smoke").cells if fnmatch.fnmatchcase(c.cell_id, SWEEP_CELLS)]
+    first, second = (c.cell_id for c in cells)
+    # the first cell finished in an earlier sweep (a record as run_cell leaves it)
+    done = make_record(cells[0].config.to_dict(), "ok", metrics={"cer": 0.5},
+                       cell_id=first)
+    write_json(runs / first / RECORD, {**done, "preset": "smoke"})
+    write_json(runs / first / "config.json", cells[0].config.to_dict())
     with reaped(start(*args)) as proc:
-        wait_for(lambda: (read_record(runs / first) or {}).get("cell_id") == first, proc,
-                 "the first cell's record", poll=0.05)
-        done_first = read_record(runs / first)
-        assert done_first["status"] == "ok", done_first["error"]
-        # the second cell is training inside its notebook kernel
-        wait_for((runs / second / "config.json").exists, proc, "the second cell", poll=0.02)
+        # the second cell is training inside its notebook kernel: kill the sweep
+        wait_for((runs / second / "curve.json").exists, proc, "the second cell", poll=0.02)
         children = descendants(proc.pid)
         assert children, "the cell's kernel was not found"
         sigkill(proc)
         # the kernel notices its parent is gone and stops: no orphan keeps training
         wait_for(lambda: not any(alive(p) for p in children), None, "the orphaned kernel "
                  "to exit", timeout=30, poll=0.1)
-    finished_first = read_record(runs / first)["finished"]
     half = read_record(runs / second)
-    assert half is None or half.get("cell_id") is None  # not done: never counted as done
+    assert half is None or half.get("cell_id") is None  # never counted as done
 
     again = run(*args)
     assert again.returncode == 0, again.stderr
     summary = json.loads((results / "sweep.json").read_text())
     assert (summary["cells"], summary["skipped"], summary["ok"], summary["failed"]) == (
         2, 1, 1, 0)
-    assert read_record(runs / first)["finished"] == finished_first  # not run again
+    assert read_record(runs / first) == {**done, "preset": "smoke"}  # not run again
     table = load_records(results)
-    assert sorted(table["cell_id"]) == sorted([first, second])  # complete and unique
+    assert sorted(table["cell_id"]) == [first, second]  # complete and unique
     assert (table["status"] == "ok").all()
     for path in results.rglob(RECORD):
         rec = json.loads(path.read_text())
         assert rec["cell_id"] == path.parent.name and rec["metrics"]["cer"] >= 0
     assert not leftovers(results)
-    for cell in (first, second):  # each cell's executed notebook, complete
-        nb = json.loads((runs / cell / "recognition.ipynb").read_text())
-        assert all(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
+    # the resumed cell: a complete record and its executed notebook
+    rec = read_record(runs / second)
+    assert rec["curve"] and rec["metrics"]["steps"] > 0 and rec["preset"] == "smoke"
+    nb = json.loads((runs / second / "recognition.ipynb").read_text())
+    assert all(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
 
 
 def test_sweep_workers_die_with_the_sweep(tmp_path):

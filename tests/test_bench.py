@@ -1,0 +1,135 @@
+"""The benchmark record's shape (not its speed), the CPU LSTM fast path and the speed
+switches of the trainer."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from afdm_lib import bilstm
+from afdm_lib.bench import SCHEMA, model_key, peak_memory_mb, run_bench
+from afdm_lib.config import RunConfig
+from afdm_lib.models import build_model
+from afdm_lib.train import train
+
+
+def packed_lstm(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    packed = pack_padded_sequence(seq, lengths.cpu(), enforce_sorted=False)
+    out, _ = rnn(packed)
+    return pad_packed_sequence(out, total_length=seq.shape[0])[0]
+
+
+def test_reverse_within_reverses_each_prefix_and_is_its_own_inverse():
+    x = torch.arange(5.0)[:, None, None].expand(5, 3, 1).clone()
+    out = bilstm.reverse_within(x, torch.tensor([5, 3, 1]))
+    assert out[:, 0, 0].tolist() == [4, 3, 2, 1, 0]
+    assert out[:, 1, 0].tolist() == [2, 1, 0, 3, 4]
+    assert out[:, 2, 0].tolist() == [0, 1, 2, 3, 4]
+    assert torch.equal(bilstm.reverse_within(out, torch.tensor([5, 3, 1])), x)
+
+
+def test_padded_bilstm_equals_the_packed_lstm_values_and_gradients():
+    torch.manual_seed(0)
+    rnn = nn.LSTM(6, 5, num_layers=2, bidirectional=True)
+    seq = torch.randn(9, 4, 6, requires_grad=True)
+    lengths = torch.tensor([9, 4, 1, 7])
+    weight = torch.randn(9, 4, 10)
+    assert bilstm.supported(rnn)
+
+    ref = packed_lstm(rnn, seq, lengths)
+    (ref * weight).sum().backward()
+    ref_grads = [seq.grad.clone()] + [p.grad.clone() for p in rnn.parameters()]
+    seq.grad = None
+    rnn.zero_grad()
+
+    out = bilstm.padded_bilstm(rnn, seq, lengths)
+    (out * weight).sum().backward()
+    grads = [seq.grad] + [p.grad for p in rnn.parameters()]
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert float(out.detach()[4:, 1].abs().max()) == 0.0  # zeros past the length, as when packed
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, atol=1e-5)
+
+
+def test_unsupported_lstm_layouts_are_refused():
+    assert not bilstm.supported(nn.LSTM(4, 3, bidirectional=False))
+    assert not bilstm.supported(nn.LSTM(4, 3, bidirectional=True, batch_first=True))
+    assert not bilstm.supported(nn.LSTM(4, 3, bidirectional=True, proj_size=2))
+
+
+def test_crnn_fast_path_matches_the_packed_path(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("crnn", 11, width=0.125)
+    x = torch.rand(3, 1, 32, 60)
+    widths = torch.tensor([60, 41, 17])
+    fast = model(x, widths)
+    monkeypatch.setattr(bilstm, "supported", lambda rnn: False)
+    slow = model(x, widths)
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def test_peak_memory_is_measured_or_none():
+    mb = peak_memory_mb(lambda: torch.ones(4_000_000).sum(), torch.device("cpu"))
+    assert mb is None or mb >= 0.0
+
+
+def test_speed_switches_default_off_and_a_run_trains_with_them(tiny_cfg, tmp_path):
+    base = RunConfig()
+    assert (base.amp, base.channels_last, base.compile) == (False, False, False)
+    cfg = tiny_cfg.replace(method="afdm", amp=True, channels_last=True)
+    record = train(cfg, tmp_path / "run", progress=False)
+    assert record["status"] == "ok"
+    assert record["config"]["amp"] is True
+    assert record["metrics"]["afdm_steps"] > 0
+    assert math.isfinite(record["metrics"]["cer"])
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    models = [("crnn", 0.125), ("tpp-phocnet", 0.125)]
+    rec = run_bench(quick=True, out=out, models=models, repeats=1, warmup=0, words=24,
+                    batch_size=8, matmul_n=64, progress=False)
+    return rec, out, models
+
+
+def test_bench_record_is_flat_complete_and_written(tiny_bench):
+    rec, out, models = tiny_bench
+    assert json.loads(out.read_text()) == rec
+    assert rec["schema"] == SCHEMA and rec["device"] == "cpu" and rec["threads"] == 1
+    assert all(not isinstance(v, (dict, list)) for v in rec.values())  # flat: book table
+    keys = [model_key(a, w) for a, w in models]
+    assert rec["models"] == ",".join(keys) and rec["reference_model"] == keys[0]
+    assert rec["env_torch"] == torch.__version__ and "env_git_commit" in rec
+    positive = ["matmul_peak_gflops", "matmul_peak_gflops_bf16", "afdm_overhead",
+                "afdm_overhead_at_ratio_2",
+                "data_images_per_s", "data_images_per_s_cached", "data_over_train",
+                "seconds", f"{keys[0]}_train_images_per_s_amp",
+                f"{keys[0]}_train_images_per_s_channels_last"]
+    for key in keys:
+        positive += [f"{key}_{name}{suffix}" for name in (
+            "train_images_per_s", "infer_images_per_s", "mfu", "plain_step_ms",
+            "afdm_rec_step_ms", "afdm_adv_step_ms", "afdm_overhead")
+            for suffix in ("", "_cpu")]
+        positive += [f"{key}_params", f"{key}_flops_per_image", f"{key}_batch_width"]
+    for key in positive:
+        assert isinstance(rec[key], (int, float)) and rec[key] > 0, key
+
+
+def test_bench_figures_are_consistent(tiny_bench):
+    rec, _, _ = tiny_bench
+    for key in rec["models"].split(","):
+        # a training step is a forward and a backward pass: about three forwards
+        ratio = rec[f"{key}_flops_per_image"] / rec[f"{key}_infer_flops_per_image"]
+        assert 2.0 < ratio < 3.5
+        # the alternating step adds an AFDM step: more work than one plain step
+        assert rec[f"{key}_afdm_flops_ratio"] > 1.0
+        mfu = (rec[f"{key}_flops_per_image"] * rec[f"{key}_train_images_per_s"]
+               / (rec["matmul_peak_gflops"] * 1e9))
+        assert rec[f"{key}_mfu"] == pytest.approx(mfu, rel=1e-3)
+        assert rec[f"{key}_skipped_steps"] == 0
+    assert rec["afdm_overhead"] == rec[f"{rec['reference_model']}_afdm_overhead"]
