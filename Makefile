@@ -28,10 +28,13 @@ system: .system-stamp
 .system-stamp:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -qq || true) && \
-	  for p in $(APT_PACKAGES); do \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1 \
-	      || echo "make: apt could not install $$p (the features needing it will say so)"; \
-	  done; \
+	  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $(APT_PACKAGES) >/dev/null 2>&1; then \
+	    for p in $(APT_PACKAGES); do \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1 \
+	        || echo "make: apt could not install $$p (the features needing it will say so)"; \
+	    done; \
+	  fi; \
 	else \
 	  echo "make: apt-get not available or not root: install fonts, word lists and chromium by hand (see README)"; \
 	fi

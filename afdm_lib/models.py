@@ -127,7 +127,8 @@ class CRNN(BlockModel):
 
 
 def build_model(arch: str, num_outputs: int, width: float = 1.0, height: int = 32,
-                insert_after: int = 2, batch_norm: str = "all") -> BlockModel:
+                insert_after: int = 2, batch_norm: str = "all",
+                fc_dropout: float = 0.0) -> BlockModel:
     """The one factory for every backbone (``crnn``, ``phocnet``, ``tpp-phocnet``)."""
     if arch == "crnn":
         return CRNN(num_outputs, width=width, height=height, insert_after=insert_after,
@@ -137,7 +138,8 @@ def build_model(arch: str, num_outputs: int, width: float = 1.0, height: int = 3
 
         # "crnn" means the published layout: PHOCNet has no BatchNorm; "all": every conv
         return PHOCNet(num_outputs, width=width, tpp=arch == "tpp-phocnet",
-                       insert_after=insert_after, batch_norm=batch_norm == "all")
+                       insert_after=insert_after, batch_norm=batch_norm == "all",
+                       dropout=fc_dropout)
     raise ValueError(f"unknown arch {arch!r}; choose one of ['crnn', 'phocnet', 'tpp-phocnet']")
 
 

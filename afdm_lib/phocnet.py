@@ -11,8 +11,10 @@ any width into a fixed-size vector:
 then FC 4096 - FC 4096 (ReLU, dropout 0.5) - FC |PHOC|. ``forward`` returns PHOC logits
 (the sigmoid lives in the loss, ``BCEWithLogitsLoss``, and in the embedding).
 
-``batch_norm=True`` adds BatchNorm after every conv (not in the published nets; an
-option of this study for short CPU budgets).
+The class defaults are the published nets. ``batch_norm=True`` adds BatchNorm after
+every conv and ``dropout`` sets the FC dropout; this study's run defaults (``RunConfig``
+``batch_norm="all"``, ``fc_dropout=0``) use BatchNorm and no dropout, because the
+published net barely left the PHOC prior plateau within the CPU budgets.
 
 Every conv layer is one block of :class:`~afdm_lib.models.BlockModel`, so the AFDM can
 sit after any of the 13 (``insert_after``). ``width`` scales every conv and FC size

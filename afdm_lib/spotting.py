@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .config import RunConfig
-from .data import WordDataset
+from .data import DataError, WordDataset
 from .metrics import cosine_distances, qbe_average_precisions, qbs_average_precisions
 from .models import BlockModel
 from .phoc import PHOC, parse_levels
@@ -39,8 +39,8 @@ class SpottingTask:
         self.phoc = PHOC.from_texts(train.texts, levels=parse_levels(cfg.phoc_levels),
                                     n_bigrams=cfg.phoc_bigrams)
         if not self.phoc.alphabet:
-            raise ValueError(f"{train.name}: the training transcriptions are all empty; "
-                             f"no PHOC alphabet can be built")
+            raise DataError(f"{train.name}: the training transcriptions are all empty; "
+                            f"no PHOC alphabet can be built")
         self.num_outputs = self.phoc.dim
         self.bce = torch.nn.BCEWithLogitsLoss()
         self._cache: dict[str, np.ndarray] = {}

@@ -258,7 +258,7 @@ class Trainer:
         train, val, test = load_splits(cfg)
         task = make_task(cfg, train)
         model = build_model(cfg.arch, task.num_outputs, cfg.width, cfg.height,
-                            cfg.insert_after, cfg.batch_norm).to(device)
+                            cfg.insert_after, cfg.batch_norm, cfg.fc_dropout).to(device)
         apply_speed_options(cfg, model)
         afdm = build_afdm(cfg, model)
         if afdm is not None:

@@ -123,3 +123,5 @@ def test_bad_levels_and_alphabets_are_refused():
         RunConfig(phoc_levels="2;3")
     with pytest.raises(ConfigError, match="phoc_bigrams"):
         RunConfig(phoc_bigrams=-1)
+    with pytest.raises(ConfigError, match="fc_dropout"):
+        RunConfig(fc_dropout=1.0)
