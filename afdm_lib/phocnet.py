@@ -59,12 +59,15 @@ def pyramid_pool(f: torch.Tensor, levels: tuple[int, ...], spatial: bool,
     valid_width = valid_width.clamp(1, w)
     full_height = torch.full((b,), h, dtype=torch.long, device=f.device)
     neg = torch.finfo(f.dtype).min
+    full_rows = f.amax(dim=2)  # B x C x w: the only row bin of TPP and of level 1
     pooled = []
     for level in levels:
         col_masks = bin_masks(valid_width, w, level)  # B x L x w
-        row_masks = bin_masks(full_height, h, level if spatial else 1)  # B x R x h
-        for r in range(row_masks.shape[1]):
-            rows = f.masked_fill(~row_masks[:, r, None, :, None], neg).amax(dim=2)  # B x C x w
+        n_rows = level if spatial else 1
+        row_masks = bin_masks(full_height, h, n_rows)  # B x R x h
+        for r in range(n_rows):
+            rows = (full_rows if n_rows == 1 else
+                    f.masked_fill(~row_masks[:, r, None, :, None], neg).amax(dim=2))
             cols = rows[:, :, None, :].masked_fill(~col_masks[:, None], neg).amax(dim=-1)
             pooled.append(cols)  # B x C x L
     return torch.cat(pooled, dim=2).flatten(1)

@@ -235,9 +235,11 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         Path(source).unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     record = read_record(run_dir)
-    fresh = (record is not None and record.get("finished", "") >= started
-             and comparable(record["config"]) == comparable(cfg.to_dict()))
-    if error is None and not (fresh and record["status"] == "ok"):
+    same = record is not None and comparable(record["config"]) == comparable(cfg.to_dict())
+    fresh = same and record.get("finished", "") >= started
+    # an ok record may predate this attempt: a sweep killed after the trainer finished
+    # but before the stamp below; the trainer then handed that record back unchanged
+    if error is None and not (same and record["status"] == "ok"):
         error = f"{output}: the notebook finished but left no ok record for this cell"
     if error is not None and not (fresh and record["status"] == "failed"):
         # the notebook failed before the trainer could write a record

@@ -24,8 +24,8 @@ from afdm_lib.train import load_checkpoint, train
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="uses /proc and POSIX signals")
 
-# 3 epochs of 4 batches with a validation (and so a checkpoint) every 2 steps
-LONG = [*TINY, "--epochs", "3", "--eval-every", "2", "--method", "afdm"]
+# 2 epochs of 4 batches with a validation (and so a checkpoint) every 2 steps
+LONG = [*TINY, "--epochs", "2", "--eval-every", "2", "--method", "afdm"]
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -95,7 +95,7 @@ def test_sweep_killed_mid_cell_reruns_only_what_is_missing(tmp_path):
     write_json(runs / first / "config.json", cells[0].config.to_dict())
     with reaped(start(*args)) as proc:
         # the second cell is training inside its notebook kernel: kill the sweep
-        wait_for((runs / second / "curve.json").exists, proc, "the second cell", poll=0.02)
+        wait_for((runs / second / "config.json").exists, proc, "the second cell", poll=0.02)
         children = descendants(proc.pid)
         assert children, "the cell's kernel was not found"
         sigkill(proc)

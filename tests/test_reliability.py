@@ -393,13 +393,28 @@ def test_an_unwritable_results_folder(tmp_path, capsys):
 
 
 # --- the sweep's own bookkeeping ----------------------------------------------------------
-def test_a_record_the_sweep_did_not_stamp_is_not_done(tmp_path, tiny_cfg):
-    """Killed between the trainer's record and the sweep's stamp: the cell reruns."""
-    rec = results.make_record(tiny_cfg.to_dict(), "ok")
-    write_json(tmp_path / "record.json", rec)
-    assert not sweep.is_done(tmp_path, tiny_cfg)
-    write_json(tmp_path / "record.json", {**rec, "cell_id": sweep.cell_id(tiny_cfg)})
-    assert sweep.is_done(tmp_path, tiny_cfg)
+def test_a_record_the_sweep_did_not_stamp_is_run_again_and_stamped(tmp_path, tiny_cfg,
+                                                                   monkeypatch):
+    """Killed between the trainer's record and the sweep's stamp: the cell reruns, the
+    trainer hands back its finished record and the sweep stamps it."""
+    import papermill
+
+    run_dir = tmp_path / "run"
+    rec = results.make_record(tiny_cfg.to_dict(), "ok", metrics={"cer": 0.25})
+    write_json(run_dir / "record.json", rec)
+    assert not sweep.is_done(run_dir, tiny_cfg)
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
+    spec = {"cell_id": sweep.cell_id(tiny_cfg), "preset": "t", "config": tiny_cfg.to_dict(),
+            "run_dir": str(run_dir), "notebook": "recognition.ipynb",
+            "notebook_source": "{}", "kernel": sweep.KERNEL}
+    (run_dir / ".source-x.ipynb").write_text("{}")  # left by the killed sweep
+    (run_dir / ".record.json.x.tmp").write_text("{")
+    outcome = sweep.run_cell(spec)
+    assert outcome["status"] == "ok", outcome["error"]
+    stamped = read_record(run_dir)
+    assert stamped["cell_id"] == spec["cell_id"] and stamped["metrics"] == {"cer": 0.25}
+    assert sweep.is_done(run_dir, tiny_cfg)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["record.json"]
 
 
 def test_config_type_checks_accept_every_preset():
