@@ -109,7 +109,7 @@ MODELS = {
 # matmul size, batch size (the study's 32; --quick: 16)
 SETTINGS = {
     "full": {"repeats": 5, "warmup": 1, "words": 512, "matmul_n": 2048, "batch_size": 32},
-    "quick": {"repeats": 3, "warmup": 1, "words": 128, "matmul_n": 1024, "batch_size": 16},
+    "quick": {"repeats": 3, "warmup": 1, "words": 128, "matmul_n": 2048, "batch_size": 16},
 }
 
 

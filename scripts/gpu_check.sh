@@ -53,7 +53,7 @@ else
          --afdm-warmup-steps 20 --workers 4)
   BENCH=()
   BENCH_OUT=$OUT/bench-cuda.json
-  T_TRAIN=90 T_BENCH=200  # at most 3 x 90 + 200 s
+  T_TRAIN=75 T_BENCH=240  # at most 3 x 75 + 240 s (compiling takes a minute)
 fi
 echo "gpu_check: device=$DEVICE dry_run=$DRY out=$OUT work=$WORK started $(date -u +%FT%TZ)"
 
