@@ -313,6 +313,20 @@ def _outcome(get: Callable[[], Outcome], spec: dict) -> Outcome:
                 "record": record, "notebook_text": None}
 
 
+def _start_local_ray(ray, jobs: int, quiet: bool, attempts: int = 3) -> None:
+    """Start a local Ray instance; a busy machine can make the raylet miss Ray's 30 s
+    start-up deadline, so try again before giving up."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=not quiet)
+            return
+        except Exception as exc:  # Ray raises a bare Exception on start-up timeouts
+            ray.shutdown()
+            if attempt == attempts:
+                raise SweepError(f"a local Ray instance did not start ({exc})") from exc
+            time.sleep(2 * attempt)
+
+
 def _run_ray(specs: list[dict], jobs: int, address: str | None, device: str,
              on_done: Callable[[Outcome], None], quiet: bool) -> None:
     try:
@@ -324,7 +338,7 @@ def _run_ray(specs: list[dict], jobs: int, address: str | None, device: str,
         if address:
             ray.init(address=address, log_to_driver=not quiet)
         else:
-            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=not quiet)
+            _start_local_ray(ray, jobs, quiet)
     try:
         # one GPU per task when asked for cuda, so Ray never packs two runs on one GPU
         remote = ray.remote(num_cpus=1, num_gpus=1 if device == "cuda" else 0,

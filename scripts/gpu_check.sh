@@ -49,7 +49,7 @@ else
   DEVICE=cuda
   # 300 recognizer steps of batch 32: warm-up 100 steps, AFDM warm-up 20, then alternate
   TRAIN=(--width 1.0 --height 32 --train-size 1000 --val-size 300 --test-size 1000
-         --batch-size 32 --max-steps 300 --eval-every 100 --warmup-steps 100
+         --batch-size 32 --lr 1e-3 --max-steps 300 --eval-every 100 --warmup-steps 100
          --afdm-warmup-steps 20 --workers 4)
   BENCH=()
   BENCH_OUT=$OUT/bench-cuda.json

@@ -108,6 +108,7 @@ def test_bench_record_is_flat_complete_and_written(tiny_bench):
     positive = ["matmul_peak_gflops", "matmul_peak_gflops_bf16", "afdm_overhead",
                 "afdm_overhead_at_ratio_2",
                 "data_images_per_s", "data_images_per_s_cached", "data_over_train",
+                "data_over_train_first_epoch",
                 "seconds", f"{keys[0]}_train_images_per_s_amp",
                 f"{keys[0]}_train_images_per_s_channels_last"]
     for key in keys:

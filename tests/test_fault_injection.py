@@ -26,6 +26,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 # 2 epochs of 4 batches with a validation (and so a checkpoint) every 2 steps
 LONG = [*TINY, "--epochs", "2", "--eval-every", "2", "--method", "afdm"]
+# long enough that SIGINT always arrives mid-run, even on a busy machine
+ENDLESS = [*TINY, "--epochs", "1000", "--eval-every", "2", "--method", "afdm"]
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -64,7 +66,7 @@ def test_train_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "run"
-    with reaped(start("train", "--out", str(out), *LONG)) as proc:
+    with reaped(start("train", "--out", str(out), *ENDLESS)) as proc:
         wait_for((out / "checkpoint.pt").exists, proc, "the first checkpoint")
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)

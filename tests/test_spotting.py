@@ -217,6 +217,20 @@ def cli_train(cfg: RunConfig, out) -> dict:
     return json.loads((out / "record.json").read_text())
 
 
+def test_command_line_spotting_defaults(tmp_path):
+    parse = cli.build_parser().parse_args
+    cfg = cli.config_from_args(parse(["train", "--out", "x", "--task", "spotting"]))
+    assert (cfg.arch, cfg.lr) == ("tpp-phocnet", 5e-4)
+    cfg = cli.config_from_args(parse(["train", "--out", "x", "--task", "spotting",
+                                      "--arch", "phocnet", "--lr", "0.01"]))
+    assert (cfg.arch, cfg.lr) == ("phocnet", 0.01)
+    # a --config file is complete: its values win over the task defaults
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(RunConfig(task="spotting", arch="phocnet", lr=1e-2).to_dict()))
+    cfg = cli.config_from_args(parse(["train", "--out", "x", "--config", str(path)]))
+    assert (cfg.arch, cfg.lr) == ("phocnet", 1e-2)
+
+
 @pytest.mark.parametrize("method", ["random", "afdm"])
 def test_spotting_with_warps_writes_the_usual_record(toy_dataset, tmp_path, capsys, method):
     cfg = toy_cfg(method=method, epochs=2, arch="phocnet")
@@ -227,7 +241,7 @@ def test_spotting_with_warps_writes_the_usual_record(toy_dataset, tmp_path, caps
     assert record["status"] == "ok" and m["task"] == "spotting" and m["method"] == method
     for key in ("map_qbe", "map_qbs"):
         assert 0.0 <= m[key] <= 1.0
-    assert m["n_eval"] == 48 and "best_val_map_qbe" in m and "plateau" not in m
+    assert m["n_eval"] == 48 and "best_val_map_qbs" in m and "plateau" not in m
     if method == "afdm":
         assert m["afdm_steps"] > 0
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
