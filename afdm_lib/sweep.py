@@ -40,7 +40,7 @@ KERNEL = "afdm-study"  # installed into the venv by `make setup` (a unique name:
 # user-level "python3" kernelspec would otherwise shadow the venv's)
 # execution details that do not change what a run computes: ignored when deciding
 # whether a finished record belongs to a cell
-EXECUTION_KEYS = ("device", "workers", "quiet")
+EXECUTION_KEYS = ("device", "workers", "quiet", "channels_last", "compile")
 # the RunConfig fields shown as named notebook parameters; the rest go in `overrides`
 NOTEBOOK_PARAMETERS = ("dataset", "task", "arch", "method", "train_size", "fraction", "seed",
                        "epochs", "device")
@@ -171,7 +171,7 @@ def expand(name: str, path: str | Path | None = None, device: str | None = None)
 
 # --- one cell --------------------------------------------------------------------------
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A config without the execution-only keys (device, workers, quiet). Keys missing
+    """A config without the execution-only keys (EXECUTION_KEYS). Keys missing
     from an older record take today's defaults, so adding a RunConfig field does not
     make every committed record stale."""
     full = {**RunConfig().to_dict(), **config}

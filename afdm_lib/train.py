@@ -488,9 +488,9 @@ class Trainer:
         ckpt = load_checkpoint(path)
         saved = ckpt.get("config")
         saved = saved if isinstance(saved, dict) else {}
-        same = {k: v for k, v in saved.items() if k not in ("quiet", "device", "workers")}
+        same = {k: v for k, v in saved.items() if k not in ("quiet", "device", "workers", "channels_last", "compile")}
         mine = {k: v for k, v in self.cfg.to_dict().items()
-                if k not in ("quiet", "device", "workers")}
+                if k not in ("quiet", "device", "workers", "channels_last", "compile")}
         if same != mine:
             diff = sorted(k for k in mine if mine.get(k) != same.get(k))
             raise CheckpointError(f"{path}: checkpoint of a different run (config differs in "
