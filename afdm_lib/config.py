@@ -17,6 +17,9 @@ ARCHS = {"recognition": ("crnn",), "spotting": ("phocnet", "tpp-phocnet")}
 METHODS = ("none", "random", "afdm")
 DEVICES = ("cpu", "cuda", "auto")
 DECODERS = ("greedy", "beam")
+# keys that change how a run executes, not what it computes: a finished record or a
+# checkpoint written with other values of these still belongs to the same run
+EXECUTION_KEYS = ("device", "workers", "quiet", "channels_last", "compile")
 # field annotation -> accepted Python types (a JSON config can hold anything)
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "int": ((int,), "an integer"), "float": ((int, float), "a number"),

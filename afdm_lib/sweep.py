@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, RunConfig
+from .config import EXECUTION_KEYS, ConfigError, RunConfig
 from .results import RECORD, make_record, now, read_json, read_record, write_json
 
 if sys.version_info >= (3, 11):
@@ -38,9 +38,6 @@ PRESETS_FILE = Path(__file__).with_name("presets.toml")
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "afdm-study"  # installed into the venv by `make setup` (a unique name: a
 # user-level "python3" kernelspec would otherwise shadow the venv's)
-# execution details that do not change what a run computes: ignored when deciding
-# whether a finished record belongs to a cell
-EXECUTION_KEYS = ("device", "workers", "quiet", "channels_last", "compile")
 # the RunConfig fields shown as named notebook parameters; the rest go in `overrides`
 NOTEBOOK_PARAMETERS = ("dataset", "task", "arch", "method", "train_size", "fraction", "seed",
                        "epochs", "device")

@@ -35,9 +35,6 @@ from .models import BlockModel, Warp, build_model
 from .results import RECORD, ResultsError, make_record, now, read_record, save_torch, write_json
 
 CHECKPOINT = "checkpoint.pt"
-# config keys that change how a run executes, not what it computes: a checkpoint written
-# with other values of these may be resumed
-EXECUTION_ONLY = ("quiet", "device", "workers", "channels_last", "compile")
 # a checkpoint is written at the end of every epoch, after every validation (eval_every)
 # and, inside a long epoch, at least this often (seconds of wall time); a resumed run
 # continues from the exact batch it was at, so killing a run loses at most this much
@@ -491,9 +488,9 @@ class Trainer:
         ckpt = load_checkpoint(path)
         saved = ckpt.get("config")
         saved = saved if isinstance(saved, dict) else {}
-        same = {k: v for k, v in saved.items() if k not in EXECUTION_ONLY}
+        same = {k: v for k, v in saved.items() if k not in EXECUTION_KEYS}
         mine = {k: v for k, v in self.cfg.to_dict().items()
-                if k not in EXECUTION_ONLY}
+                if k not in EXECUTION_KEYS}
         if same != mine:
             diff = sorted(k for k in mine if mine.get(k) != same.get(k))
             raise CheckpointError(f"{path}: checkpoint of a different run (config differs in "
