@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .afdm import AFDM
-from .config import ConfigError, RunConfig
+from .config import EXECUTION_KEYS, ConfigError, RunConfig
 from .ctc import Alphabet, beam_decode, greedy_decode
 from .data import BucketBatchSampler, DataError, WordDataset, collate, cut, load_dataset
 from .metrics import cer, wer
