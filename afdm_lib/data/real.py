@@ -472,27 +472,8 @@ def load_rimes(root: str | None, split: str, size: int | None = None, strict: bo
     key = RIMES_KEYS[split]
     bases = list(dict.fromkeys([base, gt.parent, *sorted(
         p for p in base.iterdir() if p.is_dir() and key in p.name.lower())]))
-    problems = Problems(strict)
-    samples = []
-    for lineno, line in enumerate(read_lines(gt), 1):
-        if not line.strip():
-            continue
-        where = f"{gt}:{lineno}"
-        fields = line.strip().split(maxsplit=1)
-        if len(fields) < 2:
-            problems.add(where, f"malformed line (expected '<image> <transcription>'): "
-                                f"{line.strip()[:80]!r}")
-            continue
-        path, reason = find_image(base, fields[0], bases)
-        if path is None:
-            problems.add(where, reason)
-            continue
-        text = fields[1].strip()
-        if label_problem(text):
-            problems.add(where, label_problem(text) or "")
-            continue
-        samples.append(Sample(path, text, None, where))
-    return build("rimes", split, samples, problems, size, verify)
+    # the ICDAR 2011 list is "<image> <transcription>" per line, like IIIT-HW-Dev's
+    return _list_loader("rimes", gt, base, bases, split, size, strict, verify)
 
 
 # --- George Washington ---------------------------------------------------------------
