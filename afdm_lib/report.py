@@ -499,6 +499,13 @@ def plot_vs_size(agg: pd.DataFrame, metric: Metric, dataset: str, path: str | Pa
                  + ": mean over seeds, 95% interval", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write a figure (folders made as needed) and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -549,12 +556,7 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
     ax.set_title(f"{dataset}, {train_size} training words: one line per seed", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # --- page fragments ------------------------------------------------------------------
@@ -899,12 +901,7 @@ def random_warp_figure(images: list[np.ndarray], path: str | Path, max_shift: fl
             pts = base + rng.uniform(-max_shift, max_shift, size=base.shape)
             _draw_panel(axes[i, j + 1], warp_image(img, pts, rows, cols), pts, base,
                         f"random warp {j + 1}" if i == 0 else "")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int = 3
