@@ -41,6 +41,7 @@ def _atomic_write(path: Path, write) -> None:
                            f"{path.parent}: cannot write results here ({exc.strerror})") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; results are for sharing
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
