@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import METHODS, RunConfig
+from .config import EXECUTION_KEYS, METHODS, RunConfig
 from .results import RECORD, read_json, read_record
 
 
@@ -54,8 +54,8 @@ ALPHA = 0.05
 
 # Config keys that identify an experiment cell, and keys that never change a result.
 IDENTITY = ("task", "arch", "dataset", "train_size", "fraction", "method", "seed")
-IGNORED = ("data_root", "strict", "device", "threads", "workers", "quiet", "extra",
-           "max_bad_steps")
+IGNORED = tuple(dict.fromkeys(("data_root", "strict", "threads", "extra", "max_bad_steps",
+                               *EXECUTION_KEYS)))
 # Keys that only matter when features are warped (random, afdm) or learned (afdm).
 WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
              "warmup_steps")
