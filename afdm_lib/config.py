@@ -1,7 +1,7 @@
 """One config type for every run: :class:`RunConfig`.
 
 Defaults marked "this study" are our own choices; the public paper text does not fix
-them (see the book's "Deviations" page). Nothing here is presented as the paper's value.
+them (see the book's "Deviations" page). Nothing here is presented as a value taken from the paper.
 """
 
 from __future__ import annotations
