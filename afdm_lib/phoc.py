@@ -140,29 +140,28 @@ class PHOC:
         n = len(word)
         if n == 0:
             return out
-        size = len(self.alphabet)
-        offset = 0
-        for level in self.levels:
-            for k, char in enumerate(word):
-                c = self._char_index.get(char)
-                if c is None:
+        # unigrams (span 1) first, then bigrams (span 2): the same histogram per level
+        offset = self._fill(out, 0, word, 1, self._char_index, self.levels)
+        if self.bigrams:
+            self._fill(out, offset, word, 2, self._bigram_index, self.bigram_levels)
+        return out
+
+    @staticmethod
+    def _fill(out: np.ndarray, offset: int, word: str, span: int, index: dict[str, int],
+              levels: Sequence[int]) -> int:
+        """Set the bits of every ``span``-character unit of ``word`` found in ``index``
+        for each pyramid level; returns the offset after these levels."""
+        n, size = len(word), len(index)
+        for level in levels:
+            for k in range(n - span + 1):
+                u = index.get(word[k: k + span])
+                if u is None:
                     continue
                 for region in range(level):
-                    if occupies(k / n, (k + 1) / n, region, level):
-                        out[offset + region * size + c] = 1.0
+                    if occupies(k / n, (k + span) / n, region, level):
+                        out[offset + region * size + u] = 1.0
             offset += level * size
-        if self.bigrams:
-            size = len(self.bigrams)
-            for level in self.bigram_levels:
-                for k in range(n - 1):
-                    b = self._bigram_index.get(word[k: k + 2])
-                    if b is None:
-                        continue
-                    for region in range(level):
-                        if occupies(k / n, (k + 2) / n, region, level):
-                            out[offset + region * size + b] = 1.0
-                offset += level * size
-        return out
+        return offset
 
     def encode_batch(self, words: Sequence[str]) -> np.ndarray:
         """PHOCs of ``words`` stacked: (len(words), dim) float32."""
