@@ -56,6 +56,13 @@ class RunConfig:
     # plateau (this study's trial runs; the presets set their own budget)
     batch_size: int = 8
     lr: float = 3e-3
+    # recognizer lr schedule (this study; 0 = constant lr, the default): a linear ramp
+    # from lr/lr_warmup_steps up to lr over the first lr_warmup_steps steps, and a linear
+    # decay towards 0 over the last lr_decay_steps steps of the run (max_steps, else all
+    # epochs). The quick preset uses both: with them a short run leaves the CTC plateau
+    # sooner and ends converged instead of mid-oscillation
+    lr_warmup_steps: int = 0
+    lr_decay_steps: int = 0
     clip_grad: float = 0.0  # 0 = off; DESIGN.md saw clipping at 5 slow CTC convergence
     patience: int = 0  # early stopping on validation metric, in evaluations (0 = off)
     eval_every: int = 0  # recognizer steps between validations (0 = once per epoch)
@@ -139,7 +146,7 @@ class RunConfig:
                      "beam_width", "insert_after"):
             at_least(name, 1)
         for name in ("warmup_steps", "afdm_warmup_steps", "patience", "eval_every", "workers",
-                     "clip_grad", "seed"):
+                     "clip_grad", "seed", "lr_warmup_steps", "lr_decay_steps"):
             at_least(name, 0)
         at_least("train_size", 1)
         at_least("max_steps", 1)

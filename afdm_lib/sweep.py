@@ -175,6 +175,18 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in full.items() if k not in EXECUTION_KEYS}
 
 
+def relative_cost(config: dict[str, Any]) -> float:
+    """A rough cost of one cell, for ordering only: steps x batch, times ~2.2 for PHOCNet
+    (more convolutions at higher resolution than the CRNN) and 1 + 0.6/afdm_ratio for
+    AFDM's extra steps (`afdm bench`: afdm_overhead; measured on CPU)."""
+    steps = config.get("max_steps") or config.get("epochs", 1) * 100
+    cost = float(steps * config.get("batch_size", 1) * config.get("width", 1.0))
+    cost *= 2.2 if config.get("task") == "spotting" else 1.0
+    if config.get("method") == "afdm":
+        cost *= 1.0 + 0.6 / config.get("afdm_ratio", 1)
+    return cost
+
+
 def is_done(run_dir: str | Path, cfg: RunConfig) -> bool:
     """True when ``run_dir`` holds an ``ok`` record of this config, stamped with its
     ``cell_id`` by :func:`run_cell` once the notebook finished. (A sweep killed between the
@@ -444,6 +456,8 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
                       "config": cell.config.to_dict(), "run_dir": str(run_dir),
                       "notebook": cell.notebook, "notebook_source": sources[cell.notebook],
                       "kernel": KERNEL})
+    # longest cells first, so that no long cell runs alone at the end (fewer idle cores)
+    specs.sort(key=lambda spec: -relative_cost(spec["config"]))
     if jobs is None:
         jobs = min(os.cpu_count() or 1, preset.max_jobs or os.cpu_count() or 1)
     if jobs < 1:

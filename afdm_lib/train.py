@@ -172,6 +172,19 @@ def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def lr_at(lr: float, step: int, total: float, warmup_steps: int = 0,
+          decay_steps: int = 0) -> float:
+    """The recognizer's lr at 0-based ``step`` of ``total``: a linear ramp over the first
+    ``warmup_steps`` steps, constant, then linear towards 0 over the last ``decay_steps``
+    steps (the last step still moves, at lr/decay_steps)."""
+    factor = 1.0
+    if warmup_steps > 0:
+        factor = min(factor, (step + 1) / warmup_steps)
+    if decay_steps > 0 and step >= total - decay_steps:
+        factor = min(factor, max(total - step, 0) / decay_steps)
+    return lr * factor
+
+
 def _finite_step(params: list[torch.Tensor], clip: float) -> bool:
     """Clip (when asked) and report whether every gradient is finite."""
     norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
@@ -221,6 +234,7 @@ class Trainer:
         self.progress = (not cfg.quiet and sys.stderr.isatty()) if progress is None else progress
         self.started = now()
         self._resume_rng: torch.Tensor | None = None
+        self.total_steps: float | None = None  # set by run(); the lr schedule needs it
 
     # --- the run ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -289,6 +303,7 @@ class Trainer:
         params = [p for p in model.parameters()]
         finished = st["stopped_early"] or st["epoch"] >= cfg.epochs
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self.total_steps = min(cfg.max_steps or math.inf, cfg.epochs * steps_per_epoch)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -429,6 +444,11 @@ class Trainer:
         if self._guard(loss, st):
             loss.backward()
             if _finite_step(params, self.cfg.clip_grad):
+                cfg = self.cfg
+                if (cfg.lr_warmup_steps or cfg.lr_decay_steps) and self.total_steps:
+                    for group in opt.param_groups:  # from the step count: resume-safe
+                        group["lr"] = lr_at(cfg.lr, st["step"], self.total_steps,
+                                            cfg.lr_warmup_steps, cfg.lr_decay_steps)
                 opt.step()
                 return float(loss.detach())
             self._bad(st)

@@ -51,6 +51,19 @@ def test_study_presets_cover_what_the_issue_asks():
     assert {c.config.device for c in expand("paper", device="cpu").cells} == {"cpu"}
 
 
+def test_longest_cells_are_started_first(tmp_path, monkeypatch):
+    # spotting costs more than recognition and afdm more than a plain run: with two
+    # workers the expensive cells must not be left to run alone at the end
+    order = []
+    monkeypatch.setattr(sweep, "_run_local",
+                        lambda specs, jobs, on_done: order.extend(s["cell_id"] for s in specs))
+    sweep.run_sweep("quick", results=tmp_path, jobs=2, quiet=True)
+    costs = [sweep.relative_cost(c.config.to_dict()) for c in
+             sorted(expand("quick").cells, key=lambda c: order.index(c.cell_id))]
+    assert costs == sorted(costs, reverse=True)
+    assert "-afdm-" in order[0] and "-afdm-" not in order[-1]
+
+
 def _write_presets(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "presets.toml"
     path.write_text(text)

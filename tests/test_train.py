@@ -9,7 +9,7 @@ from afdm_lib.afdm import AFDM
 from afdm_lib.config import ConfigError, RunConfig
 from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
-from afdm_lib.train import DivergedError, RecognitionTask, Trainer, train
+from afdm_lib.train import DivergedError, RecognitionTask, Trainer, lr_at, train
 
 
 def fixed_batch(n=16):
@@ -77,7 +77,8 @@ def test_rerun_with_same_out_does_nothing_and_resume_continues(tmp_path, tiny_cf
 
 @pytest.mark.parametrize("method", ["random", "afdm"])
 def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_cfg, monkeypatch, method):
-    cfg = tiny_cfg.replace(epochs=2, method=method)
+    # with an lr schedule: the resumed run must pick it up at the right step
+    cfg = tiny_cfg.replace(epochs=2, method=method, lr_warmup_steps=2, lr_decay_steps=3)
     whole = train(cfg, tmp_path / "whole")
     original = Trainer._checkpoint
 
@@ -94,6 +95,28 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_cfg, monkeyp
     assert resumed["metrics"]["cer"] == whole["metrics"]["cer"]
     for key in ("step", "train_loss", "val_cer"):
         assert [c[key] for c in resumed["curve"]] == [c[key] for c in whole["curve"]]
+
+
+def test_lr_schedule_ramps_holds_and_decays():
+    lrs = [lr_at(1.0, step, 10, warmup_steps=2, decay_steps=4) for step in range(10)]
+    assert lrs == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert [lr_at(3e-3, step, 10) for step in (0, 9)] == [3e-3, 3e-3]  # default: constant
+
+
+def test_the_trainer_steps_with_the_scheduled_lr(tmp_path, tiny_cfg, monkeypatch):
+    cfg = tiny_cfg.replace(epochs=2, lr=1e-3, lr_warmup_steps=2, lr_decay_steps=4)
+    used = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    record = train(cfg, tmp_path)
+    steps = record["metrics"]["steps"]  # 64 words / batch 16 x 2 epochs
+    assert steps == 8
+    assert used == pytest.approx([lr_at(1e-3, s, steps, 2, 4) for s in range(steps)])
 
 
 def test_a_checkpoint_of_another_run_is_refused(tmp_path, tiny_cfg):
