@@ -96,6 +96,8 @@ def presets_fragment() -> str:
                 f"{b.get('task', 'recognition')}: {', '.join(b.get('datasets', []))} x "
                 + ", ".join(str(v) for v in b.get("train_sizes", b.get("fractions", [])))
                 + (" words" if "train_sizes" in b else " of the training split")
+                + (" (" + ", ".join(f"{k}={v}" for k, v in b["config"].items()) + ")"
+                   if b.get("config") else "")
                 for b in table.get("grid", []))
             budget = ", ".join(f"{k}={v}" for k, v in table.get("config", {}).items()
                                if k not in ("quiet",))

@@ -723,6 +723,8 @@ PARAMETER_NOTES: dict[str, str] = {
     "max_steps": "optional cap on recognizer steps",
     "batch_size": "words per batch",
     "lr": "Adam learning rate of the recognizer",
+    "lr_warmup_steps": "linear lr ramp over the first steps (0 = none)",
+    "lr_decay_steps": "linear lr decay to 0 over the last steps (0 = constant)",
     "clip_grad": "gradient-norm clip (0 = off)",
     "patience": "early stopping, in validations (0 = off)",
     "eval_every": "recognizer steps between validations (0 = once per epoch)",
@@ -1022,8 +1024,11 @@ def deviations_fragment() -> str:
          f"{c.warmup_steps} recognizer steps alone, {c.afdm_warmup_steps} AFDM steps alone, "
          f"then one AFDM step per {c.afdm_ratio} recognizer step(s)",
          "warmup_steps, afdm_warmup_steps, afdm_ratio"),
-        ("Optimisers", f"Adam; learning rate {c.lr} (recognizer), {c.afdm_lr} (AFDM)",
-         "lr, afdm_lr"),
+        ("Optimisers", f"Adam; learning rate {c.lr} (recognizer), {c.afdm_lr} (AFDM); "
+         + ("constant" if not (c.lr_warmup_steps or c.lr_decay_steps) else
+            f"{c.lr_warmup_steps}-step ramp, {c.lr_decay_steps}-step decay")
+         + " (the quick preset ramps and decays the recognizer's)",
+         "lr, afdm_lr, lr_warmup_steps, lr_decay_steps"),
         ("Gradient clipping", "off" if not c.clip_grad else f"norm {c.clip_grad}",
          "clip_grad"),
         ("Model size", f"channel multiplier {c.width} by default (1.0 = published widths)",
