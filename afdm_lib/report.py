@@ -576,6 +576,15 @@ def provenance(runs: Runs) -> str:
         finished = ok["finished"].dropna()
         if not finished.empty:
             lines.append(f"Runs finished between {min(finished)} and {max(finished)}.")
+        presets = sorted({str(p) for p in ok.get("preset", pd.Series(dtype=object)).dropna()})
+        if presets:
+            lines.append(f"Sweep preset{'s' if len(presets) > 1 else ''}: "
+                         + ", ".join(f"`{p}`" for p in presets) + ".")
+        if "quick" in presets:
+            lines.append("The `quick` preset trains briefly so that `make study` fits in "
+                         "half an hour on a laptop CPU; runs with warps, whose descent is "
+                         "slower, may end less converged than plain ones (see Deviations). "
+                         "The committed `cpu` records are this study's numbers.")
     return " ".join(lines) + "\n"
 
 

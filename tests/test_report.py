@@ -259,3 +259,17 @@ def test_headline_for_the_introduction(study: Path, tmp_path: Path):
     assert "does not significantly beat `none`" in text
     (tmp_path / "empty").mkdir()
     assert "No results yet" in report.headline_fragment(report.load_runs(tmp_path / "empty"))
+
+
+def test_provenance_names_the_preset_and_warns_about_quick(tmp_path):
+    root = tmp_path / "results"
+    for i, preset in enumerate(("quick", "cpu")):
+        run = write_run(root, f"{preset}-run", method="none", seed=i, cer=0.1)
+        rec = json.loads((run / "record.json").read_text())
+        write_json(run / "record.json", {**rec, "preset": preset})
+    text = report.provenance(report.load_runs(root))
+    assert "Sweep presets: `cpu`, `quick`." in text
+    assert "less converged" in text
+    cpu_only = tmp_path / "cpu"
+    write_run(cpu_only, "a", method="none", seed=0, cer=0.1)
+    assert "less converged" not in report.provenance(report.load_runs(cpu_only))
