@@ -224,6 +224,25 @@ def aggregate(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+# a recognizer whose test CER stays above this has learned little: comparing methods
+# there says more about the training budget than about the methods
+WEAK_CER = 0.5
+
+
+def weak_rows_sentence(agg: pd.DataFrame, dataset: str) -> str | None:
+    """A sentence naming the training sizes at which every method's mean CER is above
+    WEAK_CER, or None when there is none (``agg`` from :func:`aggregate` on ``cer``)."""
+    main = agg[agg["setting"] == ""]
+    sizes = sorted(int(size) for size, part in main.groupby("train_size")
+                   if len(part) and (part["mean"] > WEAK_CER).all())
+    if not sizes:
+        return None
+    return (f"On {dataset} at {', '.join(map(str, sizes))} training words no method "
+            f"reaches a mean CER below {WEAK_CER}: at this training budget the runs have "
+            f"learned little, and the comparison there says more about the budget than "
+            f"about the methods.")
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (NaN stays NaN): a family of comparisons on one
     page should not be read one p-value at a time."""
@@ -690,6 +709,9 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
                        "data order):\n\n")
             sec.append(tests_table(tests))
             sentences = verdicts(tests, metric)
+            if metric.key == "cer":
+                weak = weak_rows_sentence(agg, dataset)
+                sentences += [weak] if weak else []
             sec.append("\n" + "\n".join(f"- {s}" for s in sentences) + "\n")
         # learning curves at the smallest training size: the plateau story
         sizes = sorted(int(s) for s in ds_runs["train_size"].dropna().unique())

@@ -273,3 +273,21 @@ def test_provenance_names_the_preset_and_warns_about_quick(tmp_path):
     cpu_only = tmp_path / "cpu"
     write_run(cpu_only, "a", method="none", seed=0, cer=0.1)
     assert "less converged" not in report.provenance(report.load_runs(cpu_only))
+
+
+def test_rows_where_nothing_was_learned_are_called_out(tmp_path):
+    root = tmp_path / "results"
+    for seed in range(2):
+        for method, cer in (("none", 0.78), ("random", 0.80), ("afdm", 0.81)):
+            write_run(root, f"{method}-200-{seed}", method=method, seed=seed, cer=cer,
+                      train_size=200, dataset="synth-bangla")
+        for method, cer in (("none", 0.3), ("random", 0.6), ("afdm", 0.7)):
+            write_run(root, f"{method}-1000-{seed}", method=method, seed=seed, cer=cer,
+                      train_size=1000, dataset="synth-bangla")
+    agg = report.aggregate(report.load_runs(root).ok, "cer")
+    sentence = report.weak_rows_sentence(agg, "synth-bangla")
+    assert sentence.startswith("On synth-bangla at 200 training words no method")
+    assert "1000" not in sentence  # one method got below 0.5 there
+    text = report.results_fragment(report.load_runs(root), "recognition", tmp_path / "fig",
+                                   "fig")
+    assert "no method reaches a mean CER below 0.5" in text
