@@ -1,129 +1,22 @@
-"""Backbones, split at a conv block so that the AFDM can sit between T_A and T_B.
+"""The one model factory, :func:`build_model`, for every backbone.
 
-Every model is a :class:`BlockModel`: ``blocks`` (a list of conv blocks) followed by a
-``head``. ``forward(x, widths, warp)`` runs the blocks, calls ``warp`` on the feature
-map after block ``insert_after`` (1-based), and finishes with the head. Models are
-built through :func:`build_model`.
+The backbones live in their own modules and import only their shared base
+(:mod:`afdm_lib.blocks`): ``crnn`` (:mod:`afdm_lib.crnn`), ``phocnet`` and
+``tpp-phocnet`` (:mod:`afdm_lib.phocnet`). This module imports them all and re-exports
+the names callers use (``BlockModel``, ``Warp``, ``CRNN``, ``PHOCNet``, ...), so
+``from afdm_lib.models import ...`` keeps working.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from .blocks import BlockModel, Warp, conv_block, scaled
+from .crnn import CRNN
+from .phocnet import PHOCNet
 
-import torch
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+__all__ = ["ARCHS", "CRNN", "BlockModel", "PHOCNet", "Warp", "build_model", "conv_block",
+           "scaled"]
 
-from . import bilstm
-
-Warp = Callable[[torch.Tensor], torch.Tensor]
-
-
-def scaled(channels: int, width: float, minimum: int = 8) -> int:
-    return max(minimum, int(round(channels * width)))
-
-
-def conv_block(cin: int, cout: int, batch_norm: bool = False, pool: tuple | None = None,
-               kernel: int = 3, padding: int = 1) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, 1, padding, bias=not batch_norm)]
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(cout))
-    layers.append(nn.ReLU(inplace=True))
-    if pool is not None:
-        layers.append(nn.MaxPool2d(*pool))
-    return nn.Sequential(*layers)
-
-
-class BlockModel(nn.Module):
-    """Conv blocks + head, with a warp hook after block ``insert_after``."""
-
-    blocks: nn.ModuleList
-    block_channels: list[int]
-
-    def __init__(self, insert_after: int = 2) -> None:
-        super().__init__()
-        self.insert_after = insert_after
-
-    def check_insert_after(self) -> None:
-        if not 1 <= self.insert_after <= len(self.blocks):
-            raise ValueError(f"insert_after={self.insert_after} is out of range; "
-                             f"this model has conv blocks 1..{len(self.blocks)}")
-
-    @property
-    def afdm_channels(self) -> int:
-        """Channels of the feature map the AFDM deforms."""
-        return self.block_channels[self.insert_after - 1]
-
-    def features(self, x: torch.Tensor, warp: Warp | None = None) -> torch.Tensor:
-        for i, block in enumerate(self.blocks, start=1):
-            x = block(x)
-            if warp is not None and i == self.insert_after:
-                x = warp(x)
-        return x
-
-    def features_a(self, x: torch.Tensor) -> torch.Tensor:
-        """T_A: the blocks before the AFDM."""
-        for block in self.blocks[: self.insert_after]:
-            x = block(x)
-        return x
-
-
-class CRNN(BlockModel):
-    """CRNN (Shi, Bai, Yao, TPAMI 2017): 7 convs 64-128-256-256-512-512-512, pools
-    (2,2),(2,2),(2,1),(2,1), BatchNorm on convs 5 and 6, 2-layer BiLSTM(256), linear
-    head; output (T, B, classes) log-probabilities for CTC. ``width`` scales channels."""
-
-    def __init__(self, num_classes: int, width: float = 1.0, height: int = 32,
-                 insert_after: int = 2, lstm_hidden: int = 256,
-                 batch_norm: str = "all") -> None:
-        super().__init__(insert_after)
-        c = [scaled(n, width) for n in (64, 128, 256, 256, 512, 512, 512)]
-        self.block_channels = c
-        # "crnn": BatchNorm on convs 5 and 6 as in the published CRNN; "all": on every
-        # conv (an option: it may shorten the CTC plateau on small CPU budgets)
-        every = batch_norm == "all"
-        bn = [every] * 4 + [True, True, every]
-        self.blocks = nn.ModuleList([
-            conv_block(1, c[0], bn[0], pool=((2, 2), (2, 2))),
-            conv_block(c[0], c[1], bn[1], pool=((2, 2), (2, 2))),
-            conv_block(c[1], c[2], bn[2]),
-            # (2,1) pools keep horizontal resolution for the sequence
-            conv_block(c[2], c[3], bn[3], pool=((2, 1), (2, 1))),
-            conv_block(c[3], c[4], bn[4]),
-            conv_block(c[4], c[5], bn[5], pool=((2, 1), (2, 1))),
-            conv_block(c[5], c[6], bn[6], kernel=2, padding=0),
-        ])
-        self.check_insert_after()
-        hidden = scaled(lstm_hidden, width, minimum=32)
-        self.rnn = nn.LSTM(c[6], hidden, num_layers=2, bidirectional=True)
-        self.head = nn.Linear(2 * hidden, num_classes)
-        self.height = height
-
-    @staticmethod
-    def output_lengths(widths: torch.Tensor) -> torch.Tensor:
-        """CTC input lengths from real image widths: two /2 pools, then the 2x2 conv."""
-        return (widths // 2 // 2 - 1).clamp(min=1)
-
-    def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None,
-                warp: Warp | None = None) -> torch.Tensor:
-        f = self.features(x, warp)  # B x C x h x T
-        seq = f.mean(dim=2).permute(2, 0, 1)  # T x B x C (h is 1 at height 32)
-        # the LSTM runs in fp32 even under bf16 autocast (`amp`): cuDNN before 9.13 has
-        # no bf16 RNN, and the recurrence is the numerically delicate part
-        with torch.autocast(seq.device.type, enabled=False):
-            seq = seq.float()
-            if widths is not None and seq.device.type == "cpu" and bilstm.supported(self.rnn):
-                # the same LSTM unpacked: much faster on CPU (see afdm_lib/bilstm.py)
-                lengths = self.output_lengths(widths).clamp(max=seq.shape[0])
-                out = bilstm.padded_bilstm(self.rnn, seq, lengths)
-            elif widths is not None:
-                lengths = self.output_lengths(widths).clamp(max=seq.shape[0]).cpu()
-                packed = pack_padded_sequence(seq, lengths, enforce_sorted=False)
-                out, _ = self.rnn(packed)
-                out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
-            else:
-                out, _ = self.rnn(seq)
-        return self.head(out).log_softmax(-1)
+ARCHS = ("crnn", "phocnet", "tpp-phocnet")
 
 
 def build_model(arch: str, num_outputs: int, width: float = 1.0, height: int = 32,
@@ -134,13 +27,8 @@ def build_model(arch: str, num_outputs: int, width: float = 1.0, height: int = 3
         return CRNN(num_outputs, width=width, height=height, insert_after=insert_after,
                     batch_norm=batch_norm)
     if arch in ("phocnet", "tpp-phocnet"):
-        from .phocnet import PHOCNet
-
         # "crnn" means the published layout: PHOCNet has no BatchNorm; "all": every conv
         return PHOCNet(num_outputs, width=width, tpp=arch == "tpp-phocnet",
                        insert_after=insert_after, batch_norm=batch_norm == "all",
                        dropout=fc_dropout)
-    raise ValueError(f"unknown arch {arch!r}; choose one of ['crnn', 'phocnet', 'tpp-phocnet']")
-
-
-ARCHS = ("crnn", "phocnet", "tpp-phocnet")
+    raise ValueError(f"unknown arch {arch!r}; choose one of {list(ARCHS)}")

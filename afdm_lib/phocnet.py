@@ -16,7 +16,7 @@ every conv and ``dropout`` sets the FC dropout; this study's run defaults (``Run
 ``batch_norm="all"``, ``fc_dropout=0``) use BatchNorm and no dropout, because the
 published net barely left the PHOC prior plateau within the CPU budgets.
 
-Every conv layer is one block of :class:`~afdm_lib.models.BlockModel`, so the AFDM can
+Every conv layer is one block of :class:`~afdm_lib.blocks.BlockModel`, so the AFDM can
 sit after any of the 13 (``insert_after``). ``width`` scales every conv and FC size
 (1.0 = published sizes). Images in a batch are zero padded on the right; when the real
 ``widths`` are given the pyramid pools only over each image's own columns.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import BlockModel, Warp, conv_block, scaled
+from .blocks import BlockModel, Warp, conv_block, scaled
 
 CONV_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512, 512)
 POOL_AFTER = (2, 4)  # 2x2 max pooling after these conv blocks (1-based)

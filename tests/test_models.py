@@ -53,3 +53,29 @@ def test_unknown_arch_and_bad_insert_point():
         build_model("vgg", 5)
     with pytest.raises(ValueError, match="insert_after"):
         build_model("crnn", 5, insert_after=8)
+
+
+@pytest.mark.parametrize("module", ["afdm_lib.blocks", "afdm_lib.crnn", "afdm_lib.phocnet"])
+def test_backbones_import_only_their_base(module):
+    # no import cycle: a backbone (or the base) imported alone, in a fresh interpreter,
+    # never pulls in the factory module, and the base pulls in no backbone
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; "
+            "bad = [m for m in ('afdm_lib.models', 'afdm_lib.crnn', 'afdm_lib.phocnet') "
+            f"if m in sys.modules and m != '{module}']; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]", f"{module} imported {out}"
+
+
+def test_factory_keeps_public_names():
+    from afdm_lib import blocks, crnn, models, phocnet
+
+    assert models.BlockModel is blocks.BlockModel and models.Warp is blocks.Warp
+    assert models.CRNN is crnn.CRNN and models.PHOCNet is phocnet.PHOCNet
+    for arch in models.ARCHS:
+        assert isinstance(models.build_model(arch, 7, width=0.125), blocks.BlockModel)
+    with pytest.raises(ValueError, match="unknown arch"):
+        models.build_model("resnet", 7)
