@@ -1,0 +1,116 @@
+"""Matplotlib figures of results: metric versus training size, learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import METHODS
+from ..results import read_record
+from .loading import Metric
+
+METHOD_STYLE = {"none": ("#555555", "o"), "random": ("#1f77b4", "s"),
+                "afdm": ("#d62728", "^")}
+
+
+def plot_vs_size(agg: pd.DataFrame, metric: Metric, dataset: str, path: str | Path,
+                 arch: str | None = None) -> Path:
+    """Metric versus training size, one line per method, 95% interval bands (main
+    setting only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = agg[(agg["dataset"] == dataset) & (agg["setting"] == "")]
+    if arch is not None:
+        part = part[part["arch"] == arch]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+    for i, method in enumerate(METHODS):
+        m = part[part["method"] == method].sort_values("train_size")
+        if m.empty:
+            continue
+        colour, marker = METHOD_STYLE[method]
+        # a small horizontal offset per method keeps overlapping intervals readable
+        x = m["train_size"].astype(float).to_numpy() * (1 + 0.04 * (i - 1))
+        y = m["mean"].to_numpy(dtype=float)
+        half = m["half"].to_numpy(dtype=float)
+        # error bars show the interval even at a single training size; bands join them
+        ax.errorbar(x, y, yerr=np.where(np.isnan(half), 0.0, half), marker=marker,
+                    color=colour, label=method, capsize=3, lw=1.5)
+        ok = ~np.isnan(half)
+        if ok.sum() > 1:
+            ax.fill_between(x[ok], y[ok] - half[ok], y[ok] + half[ok], color=colour,
+                            alpha=0.15, lw=0)
+    if part["train_size"].nunique() > 1:
+        ax.set_xscale("log")
+    sizes = sorted(int(s) for s in part["train_size"].dropna().unique())
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training words")
+    ax.set_ylabel(metric.label + (" (lower is better)" if metric.lower_is_better
+                                  else " (higher is better)"))
+    ax.set_title(f"{dataset}" + (f" / {arch}" if arch else "")
+                 + ": mean over seeds, 95% interval", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write a figure (folders made as needed) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _curves(root: Path, runs: pd.DataFrame) -> dict[str, list[dict]]:
+    out = {}
+    for p in runs["path"]:
+        rec = read_record(p)
+        if rec is not None and rec.get("curve"):
+            out[p] = rec["curve"]
+    return out
+
+
+def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | Path,
+                key: str = "val_cer") -> Path | None:
+    """Validation curves of every run of one (dataset, training size): shows whether a
+    run left the plateau and when."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = runs[(runs["dataset"] == dataset) & (runs["train_size"] == train_size)
+                & (runs["setting"] == "")]
+    curves = _curves(Path("."), part)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
+    seen = set()
+    for _, r in part.iterrows():
+        curve = [c for c in curves.get(r["path"], []) if c.get(key) is not None]
+        if not curve:
+            continue
+        colour, _ = METHOD_STYLE.get(r["method"], ("#000000", "o"))
+        label = r["method"] if r["method"] not in seen else None
+        seen.add(r["method"])
+        ax.plot([c["step"] for c in curve], [c[key] for c in curve], color=colour,
+                alpha=0.7, lw=1, label=label)
+    if not seen:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("recognizer steps")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.set_title(f"{dataset}, {train_size} training words: one line per seed", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,165 @@
+"""Reading a results folder: every record as one row, with the experiment identity
+(task, arch, dataset, training size, method, seed) and a ``setting`` label naming the
+hyper-parameters in which a run differs from its peers (ablations)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import EXECUTION_KEYS, RunConfig
+from ..results import RECORD, read_json, read_record
+
+
+class ReportError(ValueError):
+    """A results folder or file that cannot be reported; the message names it."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # the name in a record's "metrics"
+    label: str
+    lower_is_better: bool
+
+
+TASK_METRICS: dict[str, tuple[Metric, ...]] = {
+    "recognition": (Metric("cer", "CER", True), Metric("wer", "WER", True)),
+    "spotting": (Metric("map_qbe", "QbE mAP", False), Metric("map_qbs", "QbS mAP", False)),
+}
+BASELINES = ("none", "random")
+ALPHA = 0.05
+
+# Config keys that identify an experiment cell, and keys that never change a result.
+IDENTITY = ("task", "arch", "dataset", "train_size", "fraction", "method", "seed")
+IGNORED = tuple(dict.fromkeys(("data_root", "strict", "threads", "extra", "max_bad_steps",
+                               *EXECUTION_KEYS)))
+# Keys that only matter when features are warped (random, afdm) or learned (afdm).
+WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
+             "warmup_steps")
+ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_lr")
+
+
+# --- loading -------------------------------------------------------------------------
+@dataclass
+class Runs:
+    """The records of a results folder: ``ok`` runs, failed runs, unreadable files."""
+
+    root: Path
+    ok: pd.DataFrame
+    failed: pd.DataFrame
+    unreadable: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return self.ok.empty
+
+
+def _relevant(key: str, method: str) -> bool:
+    if key in ADVERSARY_KEYS:
+        return method == "afdm"
+    if key in WARP_KEYS:
+        return method in ("random", "afdm")
+    return True
+
+
+def _setting_keys(df: pd.DataFrame) -> list[str]:
+    skip = set(IDENTITY) | set(IGNORED)
+    return sorted(c[len("config."):] for c in df.columns
+                  if c.startswith("config.") and c[len("config."):] not in skip)
+
+
+def _reference_values(df: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, Any]]:
+    """Per (task, dataset, train_size): the most common value of each key among the runs
+    it matters for (ties go to the RunConfig default). A run's setting is what differs."""
+    defaults = RunConfig().to_dict()
+    refs: dict[tuple, dict[str, Any]] = {}
+    for group, part in df.groupby(["task", "dataset", "train_size"], dropna=False):
+        ref: dict[str, Any] = {}
+        for key in keys:
+            values = [v for v, m in zip(part[f"config.{key}"], part["method"])
+                      if _relevant(key, m)]
+            counts: dict[str, tuple[int, Any]] = {}
+            for v in values:
+                label = _fmt_value(v)
+                counts[label] = (counts.get(label, (0, v))[0] + 1, v)
+            if not counts:
+                continue
+            top = max(c for c, _ in counts.values())
+            tied = [label for label, (c, _) in counts.items() if c == top]
+            default = _fmt_value(defaults.get(key))
+            ref[key] = default if default in tied else sorted(tied)[0]
+        refs[group] = ref
+    return refs
+
+
+def _fmt_value(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "None"
+    # pandas stores ints as floats in a column with missing values: show 300, not 300.0
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return str(v)
+
+
+def load_runs(results_dir: str | Path) -> Runs:
+    """Every record under ``results_dir``; raises :class:`ReportError` if the folder is
+    missing. Records that cannot be read are listed in ``Runs.unreadable``."""
+    from ..results import load_records
+
+    root = Path(results_dir)
+    if not root.exists():
+        raise ReportError(f"{root}: results folder does not exist; run `afdm sweep --preset "
+                          f"quick --results {root}` first, or pass another --results")
+    if not root.is_dir():
+        raise ReportError(f"{root}: not a folder; --results takes a results folder")
+    unreadable = []
+    for path in sorted(root.rglob(RECORD)):
+        if read_record(path.parent) is None:
+            try:
+                read_json(path)
+                reason = "not an afdm-study record (wrong or missing schema)"
+            except (OSError, json.JSONDecodeError) as exc:
+                reason = f"unreadable JSON ({exc})"
+            unreadable.append(f"{path}: {reason}")
+    df = load_records(root)
+    if df.empty:
+        empty = pd.DataFrame()
+        return Runs(root, empty, empty, unreadable)
+    for col in ("config.task", "config.dataset", "config.method", "config.seed",
+                "config.arch"):
+        if col not in df.columns:
+            df[col] = None
+    df["task"] = df["config.task"]
+    df["arch"] = df["config.arch"]
+    df["dataset"] = df["config.dataset"]
+    df["method"] = df["config.method"]
+    df["seed"] = df["config.seed"]
+    # the real number of training words (a fraction cut resolves to a count)
+    size = df["metrics.train_size"] if "metrics.train_size" in df.columns else None
+    if size is None:
+        size = df.get("config.train_size")
+    elif "config.train_size" in df.columns:
+        size = size.fillna(df["config.train_size"])
+    df["train_size"] = pd.to_numeric(size, errors="coerce").astype("Int64")
+    failed = df[df["status"] != "ok"].reset_index(drop=True)
+    ok = df[df["status"] == "ok"].reset_index(drop=True)
+    if not ok.empty:
+        keys = _setting_keys(ok)
+        refs = _reference_values(ok, keys)
+        settings, labels = [], []
+        for _, row in ok.iterrows():
+            ref = refs[(row["task"], row["dataset"], row["train_size"])]
+            diff = tuple(sorted(
+                (k, _fmt_value(row[f"config.{k}"])) for k in keys
+                if k in ref and _relevant(k, row["method"])
+                and _fmt_value(row[f"config.{k}"]) != ref[k]))
+            settings.append(diff)
+            labels.append(", ".join(f"{k}={v}" for k, v in diff))
+        ok["setting_items"] = settings
+        ok["setting"] = labels
+    return Runs(root, ok, failed, unreadable)
