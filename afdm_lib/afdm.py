@@ -58,11 +58,18 @@ def output_grid(height: int, width: int, dtype=torch.float64) -> torch.Tensor:
 
 
 class TPSGridGenerator(nn.Module):
-    """Maps target control points P (B, K, 2) to a sampling grid S (B, H, W, 2)."""
+    """Maps target control points P (N, K, 2) to a sampling grid S (N, H, W, 2).
+
+    ``scale`` (N,) makes the spline per word: sample n's control points span only its own
+    valid columns, x in [-1, -1 + 2 * scale[n]] of the padded map, so a warp bites the same
+    on a narrow word as on the widest one in its batch (scale 1 = the whole map)."""
 
     def __init__(self, rows: int = 3, cols: int = 3) -> None:
         super().__init__()
         self.register_buffer("base", base_control_points(rows, cols).float())
+        # L^-1 restricted to the columns that multiply P (the zero rows of [P; 0] drop out)
+        self.register_buffer("inverse", tps_inverse(base_control_points(rows, cols))
+                             [:, : rows * cols].float(), persistent=False)
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def matrix(self, height: int, width: int, device, dtype) -> torch.Tensor:
@@ -72,16 +79,30 @@ class TPSGridGenerator(nn.Module):
             self._cache[key] = m.to(device=device, dtype=dtype)
         return self._cache[key]
 
-    def forward(self, points: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        m = self.matrix(height, width, points.device, points.dtype)  # HW x K
-        grid = torch.matmul(m, points)  # B x HW x 2
-        return grid.view(points.shape[0], height, width, 2)
+    def forward(self, points: torch.Tensor, height: int, width: int,
+                scale: torch.Tensor | None = None) -> torch.Tensor:
+        if scale is None:
+            m = self.matrix(height, width, points.device, points.dtype)  # HW x K
+            grid = torch.matmul(m, points)  # N x HW x 2
+            return grid.view(points.shape[0], height, width, 2)
+        # per-word spline: the output pixels in each word's own coordinates
+        out = output_grid(height, width, dtype=points.dtype).to(points.device)  # HW x 2
+        s = scale.to(points.dtype).clamp_min(1e-3)[:, None]  # N x 1
+        xw = (out[None, :, 0] + 1) / s - 1  # N x HW
+        pts = torch.stack([xw, out[None, :, 1].expand_as(xw)], dim=-1)  # N x HW x 2
+        base = self.base.to(points.dtype)
+        r2 = (pts[:, :, None, :] - base[None, None]).pow(2).sum(-1)  # N x HW x K
+        u = torch.where(r2 > 0, r2 * torch.log(r2.clamp_min(1e-20)), torch.zeros_like(r2))
+        phi = torch.cat([u, torch.ones_like(xw)[..., None], pts], dim=-1)  # N x HW x K+3
+        m = phi @ self.inverse.to(points.dtype)  # N x HW x K
+        grid = m @ points  # word coordinates
+        gx = -1 + (grid[..., 0] + 1) * s  # back to the padded map's coordinates
+        return torch.stack([gx, grid[..., 1]], dim=-1).view(points.shape[0], height, width, 2)
 
 
 class LocalisationNet(nn.Module):
-    """Reads F and predicts, per channel group, displacements of the K control points.
-
-    The last layer starts at zero, so the first warp is the identity (P = P')."""
+    """Reads F and predicts, per channel group, raw (pre-tanh) displacements of the K
+    control points. The last layer starts at zero, so the first warp is the identity."""
 
     def __init__(self, channels: int, groups: int, num_points: int, hidden: int = 64) -> None:
         super().__init__()
@@ -102,50 +123,113 @@ class LocalisationNet(nn.Module):
         return raw.view(f.shape[0], self.groups, self.num_points, 2)
 
 
+RANDOM_SHIFTS = ("uniform", "sign")
+
+
 class AFDM(nn.Module):
     """Adversarial Feature Deformation Module.
 
     ``forward(F)`` returns a warped tensor of F's shape. ``mode="adversarial"`` predicts
-    control points with the localisation net; ``mode="random"`` draws displacements
-    uniformly in [-max_shift, max_shift] (the same bound, no learning). Displacements
-    are bounded by ``max_shift`` (tanh) so the adversary cannot erase the content.
+    control points with the localisation net: d = max_shift * tanh(raw + noise), where
+    ``noise`` ~ N(0, noise^2) per sample is drawn only in training mode (the anti-collapse
+    setting, see ``RunConfig.afdm_noise``). ``mode="random"`` draws displacements without
+    learning (``random_shift``): ``"uniform"`` in [-max_shift, max_shift] per coordinate
+    (mean |d| = max_shift / 2), or ``"sign"``: a random sign times ``random_scale *
+    max_shift`` (mean |d| = random_scale * max_shift, set to what the adversary realises).
+
+    The warp runs in fp32 whatever the autocast (bf16 bilinear sampling corrupts features
+    even at zero shift). With ``valid`` (each sample's number of valid columns) every word
+    is warped over its own width only: its spline spans its own columns, sampling never
+    reads past them (coordinates are clamped to the word: ``last_clamped`` counts how
+    often), and the padding columns are passed through unchanged.
     """
 
     def __init__(self, channels: int, groups: int = 4, rows: int = 3, cols: int = 3,
-                 max_shift: float = 0.1, mode: str = "adversarial", hidden: int = 64) -> None:
+                 max_shift: float = 0.1, mode: str = "adversarial", hidden: int = 64,
+                 noise: float = 0.0, random_shift: str = "uniform",
+                 random_scale: float = 1.0) -> None:
         super().__init__()
         if mode not in ("adversarial", "random"):
             raise ValueError(f"mode={mode!r}; choose 'adversarial' or 'random'")
         if channels % groups:
             raise ValueError(f"channels={channels} is not divisible by groups={groups}")
+        if random_shift not in RANDOM_SHIFTS:
+            raise ValueError(f"random_shift={random_shift!r}; choose one of {list(RANDOM_SHIFTS)}")
         self.channels, self.groups, self.max_shift, self.mode = channels, groups, max_shift, mode
+        self.noise, self.random_shift, self.random_scale = noise, random_shift, random_scale
         self.grid = TPSGridGenerator(rows, cols)
         k = rows * cols
         self.loc = LocalisationNet(channels, groups, k, hidden) if mode == "adversarial" else None
-        self.last_points: torch.Tensor | None = None  # for the warp explorer
+        self.generator: torch.Generator | None = None  # random draws; None = global RNG
+        # what the last forward did, for the trainer's penalty, probe and records
+        self.last_points: torch.Tensor | None = None
+        self.last_raw: torch.Tensor | None = None  # pre-tanh outputs (with autograd)
+        self.last_clamped: float = 0.0
+
+    def _rand(self, shape: tuple, device) -> torch.Tensor:
+        gen = self.generator
+        if gen is not None and gen.device != torch.device(device):
+            return torch.rand(shape, generator=gen).to(device)
+        return torch.rand(shape, generator=gen, device=device)
+
+    def _randn(self, shape: tuple, device) -> torch.Tensor:
+        gen = self.generator
+        if gen is not None and gen.device != torch.device(device):
+            return torch.randn(shape, generator=gen).to(device)
+        return torch.randn(shape, generator=gen, device=device)
 
     def displacements(self, f: torch.Tensor) -> torch.Tensor:
         """(B, groups, K, 2) control-point displacements, each within max_shift."""
         b = f.shape[0]
-        k = self.grid.base.shape[0]
+        shape = (b, self.groups, self.grid.base.shape[0], 2)
         if self.mode == "random":
-            u = torch.rand(b, self.groups, k, 2, device=f.device, dtype=f.dtype)
+            u = self._rand(shape, f.device)
+            if self.random_shift == "sign":
+                return torch.where(u < 0.5, -1.0, 1.0) * (self.random_scale * self.max_shift)
             return (2 * u - 1) * self.max_shift
-        return self.max_shift * torch.tanh(self.loc(f))
+        raw = self.loc(f)
+        self.last_raw = raw
+        if self.training and self.noise > 0:
+            raw = raw + self.noise * self._randn(shape, f.device)
+        return self.max_shift * torch.tanh(raw)
 
-    def forward(self, f: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, frozen: bool = False,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """Warp F. ``frozen=True`` computes the control points without autograd (the
-        recognizer step: AFDM fixed, gradients still flow through the sampler to F)."""
+        recognizer step: AFDM fixed, gradients still flow through the sampler to F).
+        ``valid`` (B,) holds each sample's number of valid (unpadded) columns of F."""
         b, c, h, w = f.shape
-        if frozen:
-            with torch.no_grad():
-                d = self.displacements(f)
-        else:
-            d = self.displacements(f)
-        points = self.grid.base.to(f.dtype) + d  # B x G x K x 2
-        self.last_points = points.detach()
-        grid = self.grid(points.reshape(b * self.groups, -1, 2), h, w)
-        grouped = f.reshape(b * self.groups, c // self.groups, h, w)
-        warped = F.grid_sample(grouped, grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=True)
-        return warped.view(b, c, h, w)
+        with torch.autocast(f.device.type, enabled=False):
+            f32 = f.float()
+            if frozen:
+                with torch.no_grad():
+                    d = self.displacements(f32)
+            else:
+                d = self.displacements(f32)
+            points = self.grid.base + d  # B x G x K x 2
+            self.last_points = points.detach()
+            scale = None
+            if valid is not None:
+                cols = valid.to(f.device).clamp(2, w)
+                scale = ((cols - 1) / max(w - 1, 1)).float().repeat_interleave(self.groups)
+            grid = self.grid(points.reshape(b * self.groups, -1, 2), h, w, scale)
+            # sampling stays inside the word (x) and the map (y): nothing is read from
+            # padding; the fraction of coordinates that had to be pulled back is recorded
+            if scale is None:
+                lo_x = torch.full((b * self.groups,), -1.0, device=f.device)
+                hi_x = torch.ones_like(lo_x)
+            else:
+                lo_x, hi_x = torch.full_like(scale, -1.0), -1 + 2 * scale
+            gx, gy = grid[..., 0], grid[..., 1]
+            outside = ((gx < lo_x[:, None, None] - 1e-6) | (gx > hi_x[:, None, None] + 1e-6)
+                       | (gy.abs() > 1 + 1e-6))
+            self.last_clamped = float(outside.float().mean())
+            gx = torch.maximum(torch.minimum(gx, hi_x[:, None, None]), lo_x[:, None, None])
+            grid = torch.stack([gx, gy.clamp(-1, 1)], dim=-1)
+            grouped = f32.reshape(b * self.groups, c // self.groups, h, w)
+            warped = F.grid_sample(grouped, grid, mode="bilinear", padding_mode="zeros",
+                                   align_corners=True).view(b, c, h, w)
+            if valid is not None:  # padding columns pass through untouched
+                inside = torch.arange(w, device=f.device)[None, :] < valid.to(f.device)[:, None]
+                warped = torch.where(inside[:, None, None, :], warped, f32)
+        return warped.to(f.dtype)

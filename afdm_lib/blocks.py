@@ -55,8 +55,17 @@ class BlockModel(nn.Module):
         """Channels of the feature map the AFDM deforms."""
         return self.block_channels[self.insert_after - 1]
 
-    def features(self, x: torch.Tensor, warp: Warp | None = None) -> torch.Tensor:
-        for i, block in enumerate(self.blocks, start=1):
+    def features(self, x: torch.Tensor, warp: Warp | None = None,
+                 t_a: torch.Tensor | None = None) -> torch.Tensor:
+        """The conv features, warped after block ``insert_after``. ``t_a``: T_A's output
+        computed earlier for the same batch (the cheaper adversary step reuses it), so
+        only T_B runs."""
+        start = 0
+        if t_a is not None:
+            x, start = t_a, self.insert_after
+            if warp is not None:
+                x = warp(x)
+        for i, block in enumerate(self.blocks[start:], start=start + 1):
             x = block(x)
             if warp is not None and i == self.insert_after:
                 x = warp(x)

@@ -19,7 +19,15 @@ DEVICES = ("cpu", "cuda", "auto")
 DECODERS = ("greedy", "beam")
 # keys that change how a run executes, not what it computes: a finished record or a
 # checkpoint written with other values of these still belongs to the same run
-EXECUTION_KEYS = ("device", "workers", "quiet", "channels_last", "compile")
+# (channels_last is not among them: it changes float rounding, e.g. train loss 3.858921 vs
+# 3.866061 at step 20 of one run, so it is part of a run's identity)
+EXECUTION_KEYS = ("device", "workers", "quiet", "compile")
+# keys added after records were committed, with the value that reproduces how those older
+# records ran (a record without the key ran that way); other missing keys take today's
+# default. The adversary fixes of issue 15/16 changed behaviour, so they get legacy values.
+LEGACY_DEFAULTS: dict[str, Any] = {"afdm_penalty": 0.0, "afdm_noise": 0.0,
+                                   "random_shift": "uniform", "random_scale": 1.0,
+                                   "afdm_reuse_features": False, "protocol": 1}
 # field annotation -> accepted Python types (a JSON config can hold anything)
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "int": ((int,), "an integer"), "float": ((int, float), "a number"),
@@ -86,6 +94,26 @@ class RunConfig:
     afdm_warmup_steps: int = 20  # AFDM alone (recognizer frozen) after the warm-up
     afdm_ratio: int = 1  # recognizer steps per AFDM step when alternating
     afdm_lr: float = 1e-3
+    # anti-collapse (this study; see the book's Deviations page). Maximising an unbounded
+    # loss drives the localisation net's pre-tanh outputs past the bound, where tanh
+    # passes no gradient and the warp freezes into one constant corner warp for every
+    # input. afdm_penalty adds penalty x mean(raw^2) to the adversary's objective (a
+    # restoring force), afdm_noise adds N(0, noise^2) to the pre-tanh outputs while
+    # training (the adversary must be good for a neighbourhood of warps, not one corner)
+    afdm_penalty: float = 0.1
+    afdm_noise: float = 1.0
+    # the cheaper adversary step: reuse the recognizer step's T_A features (detached) so
+    # the AFDM step runs only the module, T_B and its backward (off: the exact schedule)
+    afdm_reuse_features: bool = False
+    # the random control: "uniform" draws each coordinate in [-max_shift, max_shift]
+    # (mean |d| = max_shift/2); "sign" a random sign times random_scale x max_shift, to
+    # match the magnitude the adversary realises (records carry both: probe shift_rel)
+    random_shift: str = "uniform"
+    random_scale: float = 1.0
+    # 2 = the trainer with the adversary fixes (identical batch streams, per-word warp,
+    # fp32 warp, BatchNorm untouched by the AFDM step, probe, train-subset curve). Records
+    # without the key are protocol 1 and are never pooled with protocol 2
+    protocol: int = 2
     # evaluation
     decoder: str = "greedy"
     beam_width: int = 10
@@ -135,6 +163,8 @@ class RunConfig:
         choice("device", self.device, DEVICES)
         choice("decoder", self.decoder, DECODERS)
         choice("batch_norm", self.batch_norm, ("crnn", "all"))
+        choice("random_shift", self.random_shift, ("uniform", "sign"))
+        choice("protocol", self.protocol, (2,))
 
         def at_least(name: str, lo: float) -> None:
             value = getattr(self, name)
@@ -146,7 +176,8 @@ class RunConfig:
                      "beam_width", "insert_after"):
             at_least(name, 1)
         for name in ("warmup_steps", "afdm_warmup_steps", "patience", "eval_every", "workers",
-                     "clip_grad", "seed", "lr_warmup_steps", "lr_decay_steps"):
+                     "clip_grad", "seed", "lr_warmup_steps", "lr_decay_steps",
+                     "afdm_penalty", "afdm_noise"):
             at_least(name, 0)
         at_least("train_size", 1)
         at_least("max_steps", 1)
@@ -160,7 +191,7 @@ class RunConfig:
         for name in ("lr", "afdm_lr", "width"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is out of range; it must be > 0")
-        for name in ("p_warp", "max_shift"):
+        for name in ("p_warp", "max_shift", "random_scale"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is out of range [0, 1]")
         if self.fraction is not None and not 0.0 < self.fraction <= 1.0:
@@ -196,6 +227,12 @@ class RunConfig:
             return cls.from_dict(values)
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+
+    @staticmethod
+    def with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+        """A stored config with every missing key filled: LEGACY_DEFAULTS for keys whose
+        absence means the older behaviour, today's defaults otherwise."""
+        return {**RunConfig().to_dict(), **LEGACY_DEFAULTS, **values}
 
     def replace(self, **changes: Any) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})

@@ -48,8 +48,8 @@ class CRNN(BlockModel):
         return (widths // 2 // 2 - 1).clamp(min=1)
 
     def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None,
-                warp: Warp | None = None) -> torch.Tensor:
-        f = self.features(x, warp)  # B x C x h x T
+                warp: Warp | None = None, t_a: torch.Tensor | None = None) -> torch.Tensor:
+        f = self.features(x, warp, t_a)  # B x C x h x T
         seq = f.mean(dim=2).permute(2, 0, 1)  # T x B x C (h is 1 at height 32)
         # the LSTM runs in fp32 even under bf16 autocast (`amp`): cuDNN before 9.13 has
         # no bf16 RNN, and the recurrence is the numerically delicate part

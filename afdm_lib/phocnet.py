@@ -128,6 +128,6 @@ class PHOCNet(BlockModel):
         return pyramid_pool(f, self.levels, spatial=not self.tpp, valid_width=valid)
 
     def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None,
-                warp: Warp | None = None) -> torch.Tensor:
-        f = self.features(x, warp)
+                warp: Warp | None = None, t_a: torch.Tensor | None = None) -> torch.Tensor:
+        f = self.features(x, warp, t_a)
         return self.head(self.embed_features(f, widths))

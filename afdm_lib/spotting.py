@@ -62,8 +62,8 @@ class SpottingTask:
         return torch.from_numpy(np.stack(rows))
 
     def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
-             texts: list[str], warp=None) -> torch.Tensor:
-        logits = model(images, widths, warp)
+             texts: list[str], warp=None, t_a: torch.Tensor | None = None) -> torch.Tensor:
+        logits = model(images, widths, warp, t_a=t_a)
         target = self.targets(texts).to(logits.device)
         return self.bce(logits.float(), target)
 

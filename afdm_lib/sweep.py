@@ -168,10 +168,10 @@ def expand(name: str, path: str | Path | None = None, device: str | None = None)
 
 # --- one cell --------------------------------------------------------------------------
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A config without the execution-only keys (EXECUTION_KEYS). Keys missing
-    from an older record take today's defaults, so adding a RunConfig field does not
-    make every committed record stale."""
-    full = {**RunConfig().to_dict(), **config}
+    """A config without the execution-only keys (EXECUTION_KEYS). Keys missing from an
+    older record take today's defaults, or the legacy value that reproduces how it ran
+    (``RunConfig.with_defaults``), so adding a field does not make every record stale."""
+    full = RunConfig.with_defaults(config)
     return {k: v for k, v in full.items() if k not in EXECUTION_KEYS}
 
 

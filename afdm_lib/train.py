@@ -3,13 +3,20 @@
 Schedule (``method="afdm"``), in recognizer steps:
 
 1. ``warmup_steps``: the recognizer alone, no warping;
-2. ``afdm_warmup_steps`` AFDM-only steps (recognizer frozen) on the next batches;
+2. ``afdm_warmup_steps`` AFDM-only steps (recognizer frozen), on batches of their own
+   (a separate seeded batch order), so the recognizer's batch stream is untouched;
 3. alternate: every batch a recognizer step on features of which a fraction ``p_warp``
    is warped (AFDM frozen), and every ``afdm_ratio`` recognizer steps one AFDM step that
-   *maximises* the same loss with the recognizer frozen.
+   *maximises* the same loss (minus ``afdm_penalty`` x mean(pre-tanh output^2)) with the
+   recognizer frozen: no weight, no BatchNorm statistic of the recognizer changes.
 
 ``method="random"`` uses the same schedule and warp with random control points and no
-AFDM steps; ``method="none"`` never warps. The AFDM is not used at evaluation.
+AFDM steps; ``method="none"`` never warps. The three methods see the identical batch
+stream, and ``random`` and ``afdm`` the identical ``p_warp`` masks (a generator of their
+own); each word is warped over its own valid width. The AFDM is not used at evaluation.
+At every validation point the record gets the metric on a fixed subset of the training
+cut (the generalisation gap) and, for warped runs, the adversary probe
+(:mod:`afdm_lib.probe`).
 """
 
 from __future__ import annotations
@@ -28,10 +35,10 @@ from torch.utils.data import DataLoader
 
 from .afdm import AFDM
 from .config import EXECUTION_KEYS, ConfigError, RunConfig
-from .ctc import Alphabet, beam_decode, greedy_decode
-from .data import BucketBatchSampler, DataError, WordDataset, collate, cut, load_dataset
-from .metrics import cer, wer
+from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
 from .models import BlockModel, Warp, build_model
+from .probe import adversary_probe, valid_columns
+from .recognition import RecognitionTask
 from .results import RECORD, ResultsError, make_record, now, read_record, save_torch, write_json
 
 CHECKPOINT = "checkpoint.pt"
@@ -49,59 +56,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (other model, truncated file)."""
 
 
-# --- tasks ---------------------------------------------------------------------------
-class RecognitionTask:
-    """CTC word recognition; validation metric CER (lower is better)."""
-
-    val_metric = "cer"
-    lower_is_better = True
-
-    def __init__(self, chars: list[str], decoder: str = "greedy", beam_width: int = 10) -> None:
-        self.alphabet = Alphabet(chars)
-        self.num_outputs = len(self.alphabet)
-        self.decoder, self.beam_width = decoder, beam_width
-        self.ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
-
-    def state(self) -> dict[str, Any]:
-        return {"task": "recognition", "alphabet": self.alphabet.chars}
-
-    def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
-             texts: list[str], warp=None) -> torch.Tensor:
-        log_probs = model(images, widths, warp)
-        encoded = [self.alphabet.encode(t)[0] for t in texts]
-        targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
-        target_lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
-        input_lengths = model.output_lengths(widths).clamp(max=log_probs.shape[0])
-        return self.ctc(log_probs.float(), targets, input_lengths, target_lengths)
-
-    @torch.no_grad()
-    def predict(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor) -> list[str]:
-        log_probs = model(images, widths)
-        lengths = model.output_lengths(widths).clamp(max=log_probs.shape[0])
-        if self.decoder == "beam":
-            ids = beam_decode(log_probs, lengths, self.beam_width)
-        else:
-            ids = greedy_decode(log_probs, lengths)
-        return [self.alphabet.decode(i) for i in ids]
-
-    @torch.no_grad()
-    def evaluate(self, model: BlockModel, loader: DataLoader, device: torch.device,
-                 examples: int = 0) -> dict[str, Any]:
-        model.eval()
-        preds, refs = [], []
-        for images, widths, texts in loader:
-            preds += self.predict(model, images.to(device), widths.to(device))
-            refs += texts
-        model.train()
-        unknown = sum(self.alphabet.encode(t)[1] for t in refs)
-        out: dict[str, Any] = {"cer": cer(preds, refs), "wer": wer(preds, refs),
-                               "n_eval": len(refs), "unknown_chars": unknown}
-        if examples:
-            out["examples"] = [{"reference": r, "prediction": p}
-                               for p, r in zip(preds[:examples], refs[:examples])]
-        return out
-
-
+# --- tasks (RecognitionTask lives in recognition.py, SpottingTask in spotting.py) ----
 def make_task(cfg: RunConfig, train: WordDataset):
     if cfg.task == "recognition":
         return RecognitionTask(train.alphabet(), cfg.decoder, cfg.beam_width)
@@ -162,8 +117,14 @@ def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
     groups = cfg.groups
     while model.afdm_channels % groups:  # narrow CPU widths: fall back to a divisor
         groups -= 1
-    return AFDM(model.afdm_channels, groups, cfg.grid_rows, cfg.grid_cols, cfg.max_shift,
-                mode="adversarial" if cfg.method == "afdm" else "random")
+    # the localisation net is initialised from a generator of its own: building it leaves
+    # the global RNG as it is for `none`, so nothing else differs between the methods
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 104729)
+        return AFDM(model.afdm_channels, groups, cfg.grid_rows, cfg.grid_cols, cfg.max_shift,
+                    mode="adversarial" if cfg.method == "afdm" else "random",
+                    noise=cfg.afdm_noise, random_shift=cfg.random_shift,
+                    random_scale=cfg.random_scale)
 
 
 def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:
@@ -191,15 +152,21 @@ def _finite_step(params: list[torch.Tensor], clip: float) -> bool:
     return bool(torch.isfinite(norm))
 
 
-def make_warp(afdm: AFDM, p_warp: float, frozen: bool) -> Warp:
-    """The feature warp handed to the model: the AFDM's warp on a random fraction
-    ``p_warp`` of the batch (all of it when ``p_warp >= 1``). ``frozen``: the control
-    points carry no gradient (recognizer step)."""
+def make_warp(afdm: AFDM, p_warp: float, frozen: bool, widths: torch.Tensor,
+              image_width: int, generator: torch.Generator | None = None,
+              keep: dict | None = None) -> Warp:
+    """The feature warp handed to the model: the AFDM's warp, each word over its own valid
+    width, on a random fraction ``p_warp`` of the batch (all of it when ``p_warp >= 1``;
+    the other samples pass through unchanged). ``frozen``: the control points carry no
+    gradient (recognizer step). The mask comes from ``generator`` (the trainer's own, so
+    `random` and `afdm` warp the same samples). ``keep["t_a"]`` receives T_A's output."""
     def warp(f: torch.Tensor) -> torch.Tensor:
-        warped = afdm(f, frozen=frozen)
+        if keep is not None:
+            keep["t_a"] = f.detach()
+        warped = afdm(f, frozen=frozen, valid=valid_columns(widths, image_width, f.shape[-1]))
         if p_warp >= 1.0:
             return warped
-        mask = torch.rand(f.shape[0], device=f.device) < p_warp
+        mask = (torch.rand(f.shape[0], generator=generator) < p_warp).to(f.device)
         return torch.where(mask[:, None, None, None], warped, f)
     return warp
 
@@ -235,6 +202,16 @@ class Trainer:
         self.started = now()
         self._resume_rng: torch.Tensor | None = None
         self.total_steps: float | None = None  # set by run(); the lr schedule needs it
+        # the trainer's own generators: p_warp masks (identical for random and afdm) and
+        # random draws (random displacements, the adversary's noise); checkpointed
+        self.mask_gen = torch.Generator().manual_seed(cfg.seed * 1000003 + 11)
+        self.draw_gen = torch.Generator().manual_seed(cfg.seed * 1000003 + 13)
+        self._t_a: dict = {}  # the last recognizer step's T_A output (afdm_reuse_features)
+        self.wall_start = time.perf_counter()
+
+    def _say(self, message: str) -> None:
+        if not self.cfg.quiet:
+            print(f"afdm train: {message}", file=sys.stderr, flush=True)
 
     # --- the run ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -243,6 +220,8 @@ class Trainer:
         cfg = self.cfg
         done = read_record(self.out)
         if done is not None and done["status"] == "ok" and done["config"] == cfg.to_dict():
+            self._say(f"{self.out} is already finished ({done['metrics'].get('steps')} steps); "
+                      f"nothing to do")
             return done
         try:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -282,21 +261,35 @@ class Trainer:
         afdm = build_afdm(cfg, model)
         if afdm is not None:
             afdm.to(device)
+            afdm.generator = self.draw_gen
+        # fixed batches for the generalisation gap and the probe: the first words of the
+        # training cut, without augmentation
+        train_eval = Subset(train, range(min(cfg.val_size, len(train))))
+        train_eval.height = cfg.height
+        probe_batch = collate([train_eval[i] for i in range(min(32, len(train_eval)))])
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         opt_afdm = (torch.optim.Adam(afdm.parameters(), lr=cfg.afdm_lr)
                     if afdm is not None and afdm.loc is not None else None)
-        val_loader, test_loader = (
+        val_loader, test_loader, train_loader = (
             DataLoader(ds, batch_sampler=width_sorted_batches(ds, 64), collate_fn=collate,
-                       num_workers=cfg.workers) for ds in (val, test))
+                       num_workers=cfg.workers) for ds in (val, test, train_eval))
+        self._eval_loaders = {"train": train_loader, "probe": probe_batch}
         data_seconds = time.perf_counter() - t0
 
         st = {"epoch": 0, "step": 0, "afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0,
               "best": None, "best_step": 0, "best_state": None, "evals_since_best": 0,
               "curve": [], "train_seconds": 0.0, "stopped_early": False,
-              "batch_in_epoch": 0, "loss_sum": 0.0, "loss_n": 0}
+              "batch_in_epoch": 0, "loss_sum": 0.0, "loss_n": 0, "resumes": [],
+              "wall_seconds": 0.0}
         ckpt_path = self.out / CHECKPOINT
         if ckpt_path.exists():
             st = {**st, **self._resume(ckpt_path, model, afdm, opt, opt_afdm, task)}
+            st["resumes"] = list(st["resumes"]) + [{"step": st["step"], "epoch": st["epoch"],
+                                                    "time": now()}]
+            self._say(f"resuming {self.out} from step {st['step']} (epoch {st['epoch']}; "
+                      f"resume {len(st['resumes'])})")
+        wall_before = st["wall_seconds"]
+        self.wall_start = time.perf_counter()
 
         # the training loss accumulated since the last validation point (kept on resume)
         loss_sum, loss_n = st["loss_sum"], st["loss_n"]
@@ -331,10 +324,11 @@ class Trainer:
                 warping = afdm is not None and st["step"] >= cfg.warmup_steps
                 if (warping and opt_afdm is not None
                         and st["afdm_steps"] < cfg.afdm_warmup_steps):
-                    self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
-                                    make_warp(afdm, 1.0, False), st)
-                    continue
-                warp = make_warp(afdm, cfg.p_warp, True) if warping else None
+                    # AFDM-only warm-up on batches of its own: the recognizer's stream of
+                    # batches is the same under every method
+                    self._afdm_warmup(task, model, afdm, opt_afdm, train, device, st)
+                warp = (make_warp(afdm, cfg.p_warp, True, widths, images.shape[-1],
+                                  self.mask_gen, self._t_a) if warping else None)
                 loss = self._recognizer_step(task, model, opt, params, images, widths, texts,
                                              warp, st)
                 if loss is not None:
@@ -344,11 +338,14 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.3f}")
                 if (warping and opt_afdm is not None and st["step"] % cfg.afdm_ratio == 0):
-                    self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
-                                    make_warp(afdm, 1.0, False), st)
+                    t_a = self._t_a.get("t_a") if cfg.afdm_reuse_features else None
+                    self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts, st,
+                                    t_a=t_a)
+                self._t_a.clear()
                 if cfg.eval_every and st["step"] % cfg.eval_every == 0:
                     st["train_seconds"] += time.perf_counter() - epoch_start
-                    self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
+                    self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n,
+                                   afdm)
                     loss_sum, loss_n = 0.0, 0
                     epoch_start = time.perf_counter()
                 if cfg.max_steps and st["step"] >= cfg.max_steps:
@@ -370,7 +367,7 @@ class Trainer:
             # validate once per epoch, or (with eval_every) the last steps of the run
             evaluated_now = bool(st["curve"]) and st["curve"][-1]["step"] == st["step"]
             if not cfg.eval_every or (finished and not evaluated_now):
-                self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n)
+                self._evaluate(task, model, val_loader, device, st, loss_sum, loss_n, afdm)
                 loss_sum, loss_n = 0.0, 0
             st["loss_sum"], st["loss_n"] = loss_sum, loss_n
             self._checkpoint(ckpt_path, model, afdm, opt, opt_afdm, task, st, finished)
@@ -395,6 +392,14 @@ class Trainer:
             "train_seconds": round(st["train_seconds"], 2),
             "skipped_samples": len(train.problems) + len(val.problems) + len(test.problems),
         }
+        # how the run ended: early stop by patience, the step cap with patience on (not
+        # converged: the book draws no verdict from it), or a fixed budget (patience 0)
+        metrics["ended"] = ("budget" if not cfg.patience
+                            else "converged" if st["stopped_early"] else "cap")
+        probes = [c["probe"] for c in st["curve"] if c.get("probe")]
+        for key in ("shift_rel", "saturated", "diversity", "clamped"):
+            if probes:  # the realised warp, averaged over the validation points
+                metrics[key] = round(sum(p[key] for p in probes) / len(probes), 5)
         if task.lower_is_better:
             # a run that never left the CTC plateau predicts (almost) nothing
             metrics["plateau"] = st["best"] is None or st["best"] > 0.9
@@ -408,8 +413,12 @@ class Trainer:
             timings={"data_seconds": round(data_seconds, 2),
                      "train_seconds": round(st["train_seconds"], 2),
                      "eval_seconds": round(eval_seconds, 2),
-                     "total_seconds": round(time.perf_counter() - t0, 2)},
+                     "total_seconds": round(time.perf_counter() - t0, 2),
+                     # across every resume of the run (total_seconds: this process only)
+                     "wall_seconds_total": round(
+                         wall_before + time.perf_counter() - self.wall_start, 2)},
             sizes=sizes, determinism=determinism, device=str(device), started=self.started)
+        record["resumes"] = st["resumes"]
         record["problems"] = (train.problems + val.problems + test.problems)[:100]
         write_json(self.out / RECORD, record)
         return record
@@ -454,30 +463,60 @@ class Trainer:
             self._bad(st)
         return None
 
-    def _afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, warp, st) -> None:
-        """AFDM maximises the task loss; the recognizer's weights are frozen."""
+    def _afdm_warmup(self, task, model, afdm, opt_afdm, train, device, st) -> None:
+        """The AFDM-only warm-up: ``afdm_warmup_steps`` adversary steps on batches of a
+        batch order of their own (not drawn from the recognizer's stream)."""
+        cfg = self.cfg
+        batches = list(BucketBatchSampler(train, cfg.batch_size, cfg.seed + 7919, st["epoch"]))
+        while st["afdm_steps"] < cfg.afdm_warmup_steps:
+            idx = batches[st["afdm_steps"] % len(batches)]
+            images, widths, texts = collate([train[i] for i in idx])
+            images, widths = to_device(images, widths, device, cfg.channels_last)
+            self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts, st)
+
+    def _afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, st,
+                   t_a: torch.Tensor | None = None) -> None:
+        """AFDM maximises the task loss, minus ``afdm_penalty`` x mean(raw^2). The
+        recognizer is frozen: no weight changes, and its BatchNorm statistics (the forward
+        runs in training mode, as in the recognizer step) are put back as they were.
+        ``t_a``: T_A's output of this batch from the recognizer step (the cheaper step)."""
+        buffers = [b.detach().clone() for b in model.buffers()]
         model.requires_grad_(False)
         try:
+            warp = make_warp(afdm, 1.0, False, widths, images.shape[-1])
             with self._autocast(images.device):
-                loss = task.loss(model, images, widths, texts, warp)
+                loss = task.loss(model, images, widths, texts, warp, t_a=t_a)
             opt_afdm.zero_grad(set_to_none=True)
             if self._guard(loss, st):
-                (-loss).backward()
+                objective = -loss
+                if self.cfg.afdm_penalty > 0 and afdm.last_raw is not None:
+                    objective = objective + self.cfg.afdm_penalty * afdm.last_raw.pow(2).mean()
+                objective.backward()
                 if _finite_step(list(afdm.parameters()), self.cfg.clip_grad):
                     opt_afdm.step()
                 else:
                     self._bad(st)
         finally:
             model.requires_grad_(True)
+            with torch.no_grad():
+                for b, saved in zip(model.buffers(), buffers):
+                    b.copy_(saved)
         st["afdm_steps"] += 1
 
-    def _evaluate(self, task, model, loader, device, st, loss_sum, loss_n) -> None:
+    def _evaluate(self, task, model, loader, device, st, loss_sum, loss_n,
+                  afdm: AFDM | None = None) -> None:
         result = task.evaluate(model, loader, device)
         value = result[task.val_metric]
-        st["curve"].append({"step": st["step"], "epoch": st["epoch"],
-                            "train_loss": loss_sum / loss_n if loss_n else None,
-                            f"val_{task.val_metric}": value,
-                            "seconds": round(st["train_seconds"], 2)})
+        train_value = task.evaluate(model, self._eval_loaders["train"], device)[task.val_metric]
+        point = {"step": st["step"], "epoch": st["epoch"],
+                 "train_loss": loss_sum / loss_n if loss_n else None,
+                 f"val_{task.val_metric}": value, f"train_{task.val_metric}": train_value,
+                 "seconds": round(st["train_seconds"], 2)}
+        if afdm is not None and st["step"] >= self.cfg.warmup_steps:
+            images, widths, texts = self._eval_loaders["probe"]
+            point["probe"] = adversary_probe(task, model, afdm, images.to(device),
+                                             widths.to(device), texts, seed=self.cfg.seed)
+        st["curve"].append(point)
         write_json(self.out / "curve.json", st["curve"])  # live learning curve
         # NaN = undefined on this split (e.g. no QbE query): never counts as the best
         better = value == value and (
@@ -498,10 +537,12 @@ class Trainer:
             "format": "afdm-study/1", "config": self.cfg.to_dict(), "task": task.state(),
             "model": model.state_dict(), "afdm": afdm.state_dict() if afdm else None,
             "opt": opt.state_dict(), "opt_afdm": opt_afdm.state_dict() if opt_afdm else None,
-            "state": {k: v for k, v in st.items() if k != "best_state"},
+            "state": {**{k: v for k, v in st.items() if k != "best_state"},
+                      "wall_seconds": st["wall_seconds"] + time.perf_counter() - self.wall_start},
             "best_state": st["best_state"], "finished": finished,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-                    "python": list(random.getstate()[1])},
+                    "python": list(random.getstate()[1]), "mask": self.mask_gen.get_state(),
+                    "draw": self.draw_gen.get_state()},
         }, path)
 
     def _resume(self, path, model, afdm, opt, opt_afdm, task) -> dict:
@@ -523,6 +564,9 @@ class Trainer:
             if opt_afdm is not None and ckpt["opt_afdm"] is not None:
                 opt_afdm.load_state_dict(ckpt["opt_afdm"])
             torch.set_rng_state(ckpt["rng"]["torch"])
+            if "mask" in ckpt["rng"]:
+                self.mask_gen.set_state(ckpt["rng"]["mask"])
+                self.draw_gen.set_state(ckpt["rng"]["draw"])
             st = dict(ckpt["state"])
             st["best_state"] = ckpt["best_state"]
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
