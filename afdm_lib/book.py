@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import report
+from . import report, warp_gallery
 from .report import ReportError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def write_fragments(results_dir: Path, stage: Path) -> dict[str, Path]:
         "recognition": report.results_fragment(runs, "recognition", figures, url),
         "spotting": report.results_fragment(runs, "spotting", figures, url),
         "paper-numbers": report.paper_numbers_fragment(),
-        "warps": report.warps_fragment(results_dir, figures, url),
+        "warps": warp_gallery.warps_fragment(results_dir, figures, url),
         "bench": report.bench_fragment(report.find_bench(results_dir)),
         "presets": presets_fragment(),
         "deviations": report.deviations_fragment(),

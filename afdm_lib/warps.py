@@ -3,7 +3,9 @@
 For a trained AFDM checkpoint (or a freshly trained tiny one) this module recomputes,
 for a few test words, the feature map F after block ``insert_after`` (the output of T_A),
 the control points P per channel group, the TPS sampling grids S and the warped map F',
-for the trained adversarial module and for random warps of the same bound side by side.
+for the trained adversarial module and for random warps of the same bound side by side;
+and the adversary probe (:func:`probe_checkpoint`): does the learned warp hurt the
+recognizer more than a random one, does it depend on the input, is its tanh saturated?
 
 Coordinates are grid_sample's normalised ones: x and y in [-1, 1] span the whole feature
 map, which covers the same extent as the (padded) input image, so a grid can be drawn
@@ -12,6 +14,7 @@ over the word image itself.
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,14 @@ from .afdm import AFDM
 from .config import RunConfig
 from .data import collate, load_dataset
 from .models import BlockModel, build_model
-from .train import CHECKPOINT, CheckpointError, build_afdm, load_checkpoint, train
+from .train import (
+    CHECKPOINT,
+    CheckpointError,
+    RecognitionTask,
+    build_afdm,
+    load_checkpoint,
+    train,
+)
 
 
 @dataclass
@@ -35,6 +45,7 @@ class WarpSetup:
     model: BlockModel
     afdm: AFDM | None
     checkpoint: Path
+    task: dict[str, Any] | None = None  # the task's state (alphabet or PHOC) for its loss
 
 
 @dataclass
@@ -69,6 +80,23 @@ def train_tiny_afdm(out: str | Path | None = None, dataset: str = "digits-devana
     return out / CHECKPOINT
 
 
+def config_of(values: dict[str, Any]) -> RunConfig:
+    """The RunConfig of a stored config. Keys it predates take the values that reproduce
+    how it ran (``LEGACY_DEFAULTS``) where today's code still accepts them (a legacy
+    protocol number, say, is not a setting of the networks), today's default otherwise."""
+    from . import config
+
+    filled = dict(values)
+    for key, value in getattr(config, "LEGACY_DEFAULTS", {}).items():
+        if key not in filled:
+            try:
+                RunConfig.from_dict({**filled, key: value})
+            except (config.ConfigError, TypeError):
+                continue
+            filled[key] = value
+    return RunConfig.from_dict(filled)
+
+
 def load_warp_setup(checkpoint: str | Path) -> WarpSetup:
     """Rebuild the backbone and AFDM of a checkpoint written by the trainer."""
     path = Path(checkpoint)
@@ -78,13 +106,15 @@ def load_warp_setup(checkpoint: str | Path) -> WarpSetup:
         raise CheckpointError(f"{path}: no such checkpoint")
     ckpt = load_checkpoint(path)
     try:
-        cfg = RunConfig.from_dict(ckpt["config"])
+        cfg = config_of(ckpt["config"])
     except Exception as exc:
         raise CheckpointError(f"{path}: its config cannot be read ({exc})") from exc
     state = ckpt["model"]
     # the head is the last 2-D weight of every backbone: its rows are the outputs
     num_outputs = [v for v in state.values() if v.ndim == 2][-1].shape[0]
-    model = build_model(cfg.arch, num_outputs, cfg.width, cfg.height, cfg.insert_after)
+    # batch_norm decides which BatchNorm layers exist: the state dict only fits its own
+    model = build_model(cfg.arch, num_outputs, cfg.width, cfg.height, cfg.insert_after,
+                        cfg.batch_norm, cfg.fc_dropout)
     afdm = None
     try:
         model.load_state_dict(state)
@@ -96,7 +126,8 @@ def load_warp_setup(checkpoint: str | Path) -> WarpSetup:
     model.eval()
     if afdm is not None:
         afdm.eval()
-    return WarpSetup(cfg, model, afdm, path)
+    task = ckpt.get("task") if isinstance(ckpt.get("task"), dict) else None
+    return WarpSetup(cfg, model, afdm, path, task)
 
 
 def sample_words(cfg: RunConfig, count: int = 4, split: str = "test"
@@ -109,31 +140,55 @@ def sample_words(cfg: RunConfig, count: int = 4, split: str = "test"
     return collate([ds[i] for i in range(min(count, len(ds)))])
 
 
-def random_twin(cfg: RunConfig, model: BlockModel, afdm: AFDM | None = None) -> AFDM:
-    """A random-warp module with the same groups, control points and bound as ``afdm``
-    (or as ``cfg`` when there is no trained AFDM)."""
-    if afdm is not None:
-        return AFDM(afdm.channels, afdm.groups, cfg.grid_rows, cfg.grid_cols, afdm.max_shift,
-                    mode="random")
-    twin = build_afdm(cfg.replace(method="random"), model)
+def random_twin(cfg: RunConfig, model: BlockModel, afdm: AFDM | None = None,
+                max_shift: float | None = None) -> AFDM:
+    """A random-warp module as the run's ``random`` control builds it (same groups,
+    control points and bound as ``afdm``, or as ``cfg`` when there is no trained AFDM);
+    ``max_shift`` overrides the bound (the explorer's slider)."""
+    bound = max_shift if max_shift is not None else (
+        afdm.max_shift if afdm is not None else cfg.max_shift)
+    # build_afdm knows the run's random-warp options and the narrow-width group fallback
+    twin = build_afdm(cfg.replace(method="random", max_shift=bound), model)
     assert twin is not None  # method "random" always builds one
+    if afdm is not None and twin.groups != afdm.groups:
+        twin = AFDM(afdm.channels, afdm.groups, cfg.grid_rows, cfg.grid_cols, bound,
+                    mode="random")
+    twin.eval()
     return twin
 
 
 @torch.no_grad()
-def warp_view(model: BlockModel, afdm: AFDM, images: torch.Tensor, seed: int = 0) -> WarpView:
+def warp_view(model: BlockModel, afdm: AFDM, images: torch.Tensor, seed: int = 0,
+              widths: torch.Tensor | None = None) -> WarpView:
     """Run T_A on ``images`` and warp its output with ``afdm``; ``seed`` fixes the random
-    control points of a random-mode module."""
+    control points of a random-mode module. With ``widths`` (the words' pixel widths)
+    every word is warped over its own columns, as the trainer does; without, over the
+    whole padded map."""
     model.eval()
+    afdm.eval()  # the warp as a function of the input alone (no adversary noise)
     features = model.features_a(images)
+    h, w = features.shape[2:]
     torch.manual_seed(seed)
-    warped = afdm(features, frozen=True)
+    if hasattr(afdm, "generator"):
+        afdm.generator = torch.Generator().manual_seed(seed)
+    scale = None
+    if widths is not None and "valid" in inspect.signature(afdm.forward).parameters:
+        from .probe import valid_columns
+
+        valid = valid_columns(widths, images.shape[-1], w)
+        warped = afdm(features, frozen=True, valid=valid)
+        # the per-word spline's x range, as AFDM.forward computes it
+        scale = ((valid.clamp(2, w) - 1) / max(w - 1, 1)).float()
+    else:
+        warped = afdm(features, frozen=True)
     points = afdm.last_points  # B x G x K x 2, set by the forward pass
     b, g, k, _ = points.shape
-    h, w = features.shape[2:]
-    grids = afdm.grid(points.reshape(b * g, k, 2), h, w).view(b, g, h, w, 2)
+    if scale is not None:
+        grids = afdm.grid(points.reshape(b * g, k, 2), h, w, scale.repeat_interleave(g))
+    else:
+        grids = afdm.grid(points.reshape(b * g, k, 2), h, w)
     return WarpView(afdm.mode, features.cpu(), afdm.grid.base.cpu(), points.cpu(),
-                    grids.cpu(), warped.cpu())
+                    grids.view(b, g, h, w, 2).cpu(), warped.cpu())
 
 
 def displacement_table(views: list[WarpView]):
@@ -154,6 +209,59 @@ def displacement_table(views: list[WarpView]):
 def feature_change(view: WarpView) -> float:
     """Relative change ||F' - F|| / ||F|| of the feature map."""
     return float((view.warped - view.features).norm() / view.features.norm().clamp_min(1e-12))
+
+
+# --- the adversary probe ---------------------------------------------------------------------
+# the keys of a probe, as the trainer records them in record["curve"][i]["probe"]
+PROBE_LOSSES = ("loss_clean", "loss_random", "loss_random_matched", "loss_afdm")
+PROBE_WARP = ("shift_rel", "saturated", "diversity", "clamped")
+
+
+class _SpottingLoss:
+    """The PHOC regression loss of a spotting checkpoint, its PHOC rebuilt from the task
+    state (the training words that defined it are not needed)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        from .phoc import PHOC
+
+        self.phoc = PHOC.from_state(state)
+        self.bce = torch.nn.BCEWithLogitsLoss()
+
+    def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
+             texts: list[str], warp=None) -> torch.Tensor:
+        logits = model(images, widths, warp)
+        target = torch.from_numpy(self.phoc.encode_batch(list(texts))).to(logits.device)
+        return self.bce(logits.float(), target.float())
+
+
+def task_loss(setup: WarpSetup):
+    """An object with the trainer's ``loss(model, images, widths, texts, warp)`` for the
+    checkpoint's task (CTC for recognition, PHOC BCE for spotting)."""
+    state = setup.task or {}
+    if setup.cfg.task == "recognition":
+        if "alphabet" not in state:
+            raise CheckpointError(f"{setup.checkpoint}: the checkpoint holds no alphabet")
+        return RecognitionTask(list(state["alphabet"]))
+    if "alphabet" not in state:
+        raise CheckpointError(f"{setup.checkpoint}: the checkpoint holds no PHOC")
+    return _SpottingLoss(state)
+
+
+def probe_checkpoint(checkpoint: str | Path, n_words: int = 64, draws: int = 5,
+                     seed: int = 0, split: str = "test") -> dict[str, Any]:
+    """The trainer's adversary probe (:func:`afdm_lib.probe.adversary_probe`: the same
+    keys as ``record["curve"][i]["probe"]``) of a checkpoint, on the first ``n_words``
+    words of ``split``: for checkpoints written before the trainer recorded it. A
+    checkpoint of a ``random`` run is probed with its own random warp."""
+    from .probe import adversary_probe
+
+    setup = load_warp_setup(checkpoint)
+    images, widths, texts = sample_words(setup.cfg, n_words, split)
+    module = setup.afdm if setup.afdm is not None else random_twin(setup.cfg, setup.model)
+    out: dict[str, Any] = adversary_probe(task_loss(setup), setup.model, module, images,
+                                          widths, texts, draws, seed)
+    out["n_words"] = len(texts)
+    return out
 
 
 # --- plots ---------------------------------------------------------------------------------

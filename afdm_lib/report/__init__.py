@@ -14,7 +14,7 @@ per concern:
 - :mod:`.tables`: markdown tables; :mod:`.figures`: matplotlib figures;
 - :mod:`.pages`: the generated fragments of the results pages;
 - :mod:`.reference`: parameters, deviations and paper-number pages;
-- :mod:`.bench_page`: the Benchmarks page; :mod:`.gallery`: the warp gallery.
+- :mod:`.bench_page`: the Benchmarks page (the warp gallery: :mod:`afdm_lib.warp_gallery`).
 
 ``from afdm_lib import report; report.X`` keeps working for every public name.
 Nothing here trains anything.
@@ -24,19 +24,13 @@ from __future__ import annotations
 
 from .bench_page import bench_fragment, find_bench
 from .figures import METHOD_STYLE, plot_curves, plot_vs_size
-from .gallery import (
-    afdm_checkpoints,
-    learned_warp_figure,
-    random_warp_figure,
-    warp_image,
-    warps_fragment,
-)
 from .loading import (
     ADVERSARY_KEYS,
     ALPHA,
     BASELINES,
     IDENTITY,
     IGNORED,
+    MIN_QBE_QUERIES,
     TASK_METRICS,
     WARP_KEYS,
     Metric,
@@ -45,12 +39,15 @@ from .loading import (
     load_runs,
 )
 from .pages import (
+    ABLATION_PRESET,
     config_fragment,
     headline_fragment,
+    headline_metric,
     headline_sentences,
     problems_fragment,
     provenance,
     results_fragment,
+    study_runs,
 )
 from .reference import (
     PARAMETER_NOTES,
@@ -61,22 +58,33 @@ from .reference import (
 from .stats import (
     WEAK_CER,
     aggregate,
+    bound_sentence,
+    clipped_interval,
     holm,
     paired_tests,
     t_interval,
     verdicts,
     weak_rows_sentence,
 )
-from .tables import fmt_cell, markdown_table, plateau_table, summary_table, tests_table
+from .tables import (
+    fmt_cell,
+    markdown_table,
+    paper_table,
+    plateau_table,
+    summary_table,
+    tests_table,
+    verdict_table,
+)
 
 __all__ = [
     "ADVERSARY_KEYS", "ALPHA", "BASELINES", "IDENTITY", "IGNORED", "METHOD_STYLE",
     "PARAMETER_NOTES", "TASK_METRICS", "WARP_KEYS", "WEAK_CER", "Metric", "ReportError",
-    "Runs", "afdm_checkpoints", "aggregate", "bench_fragment", "config_fragment",
+    "Runs", "aggregate", "bench_fragment", "config_fragment",
     "deviations_fragment", "find_bench", "fmt_cell", "headline_fragment",
-    "headline_sentences", "holm", "learned_warp_figure", "load_runs", "markdown_table",
+    "headline_sentences", "holm", "load_runs", "markdown_table",
     "paired_tests", "paper_numbers_fragment", "parameters_fragment", "plateau_table",
-    "plot_curves", "plot_vs_size", "problems_fragment", "provenance", "random_warp_figure",
+    "plot_curves", "plot_vs_size", "problems_fragment", "provenance",
     "results_fragment", "summary_table", "t_interval", "tests_table", "verdicts",
-    "warp_image", "warps_fragment", "weak_rows_sentence",
+    "weak_rows_sentence", "ABLATION_PRESET", "MIN_QBE_QUERIES", "bound_sentence",
+    "clipped_interval", "headline_metric", "paper_table", "study_runs", "verdict_table",
 ]
