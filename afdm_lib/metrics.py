@@ -46,9 +46,14 @@ def wer(predictions: Sequence[str], references: Sequence[str]) -> float:
 
 
 # --- word-spotting retrieval: QbE and QbS mean average precision ----------------------
-# Protocol (DESIGN.md section 5): cosine distance, the whole set ranked, ties broken by
-# item order (stable sort), queries with no relevant item excluded, queries with AP = 0
-# kept (some public code drops them, which inflates mAP).
+# Protocol (DESIGN.md section 5): cosine distance, the whole set ranked, queries with no
+# relevant item excluded, queries with AP = 0 kept (some public code drops them, which
+# inflates mAP). Ties: the AP is the expected AP over every order of the tied items
+# (McSherry and Najork, ECIR 2008), so the order in which items come never counts. Ties
+# broken by item order let the loader's order leak into the score: the evaluation loader
+# sorts words by length, which puts the short repeated words (the QbE queries) first,
+# and a constant embedding then scored QbE mAP 0.139 in loader order, 0.021 in random
+# order (issue 13).
 
 _QUERY_CHUNK = 512  # queries ranked at a time: bounds memory to chunk x items distances
 
@@ -74,7 +79,7 @@ def average_precision(relevant: Sequence[bool] | np.ndarray,
 def cosine_distances(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
     """1 - cosine similarity, (Q x N), in float64. A zero vector is at distance 1 from
     everything. Rounded to 1e-10 so that equal vectors tie exactly whatever the BLAS
-    summation order (ties are then broken by item order)."""
+    summation order (tied items then share their expected AP, see _ranked_aps)."""
     q = np.asarray(queries, dtype=np.float64)
     x = np.asarray(items, dtype=np.float64)
     if q.ndim != 2 or x.ndim != 2 or q.shape[1] != x.shape[1]:
@@ -93,15 +98,38 @@ def _label_codes(*label_lists: Sequence) -> list[np.ndarray]:
 
 
 def _ranked_aps(dist: np.ndarray, relevant: np.ndarray, depth: int | None) -> np.ndarray:
-    """AP per row: rank items by distance (stable), keep the first ``depth``."""
+    """AP per row, ranking items by distance; the first ``depth`` ranks count.
+
+    Items at equal distance form a tie group, and a group's contribution is its expected
+    value over every order of its items: for the item at rank p in a group that starts
+    after s items, holds t items of which r are relevant, with c relevant items ranked
+    before it, P(relevant at p) = r/t and E[hits up to p | relevant at p] =
+    c + 1 + (p - s - 1)(r - 1)/(t - 1). Without ties this is the ordinary AP; with one
+    constant embedding it is exactly the AP expected by chance."""
+    n_items = dist.shape[1]
     order = np.argsort(dist, axis=1, kind="stable")
-    rel = np.take_along_axis(relevant, order, axis=1)
+    d = np.take_along_axis(dist, order, axis=1)
+    rel = np.take_along_axis(relevant, order, axis=1).astype(np.float64)
     n_rel = relevant.sum(axis=1)
+    position = np.arange(n_items)
+    starts = np.ones_like(d, dtype=bool)
+    starts[:, 1:] = d[:, 1:] != d[:, :-1]
+    # s: items before the group; group ids made unique across rows for bincount
+    before = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    gid = np.cumsum(starts, axis=1) - 1 + (np.arange(len(d)) * n_items)[:, None]
+    flat = gid.ravel()
+    size = np.bincount(flat, minlength=len(d) * n_items)[flat].reshape(d.shape)
+    rel_in = np.bincount(flat, weights=rel.ravel(), minlength=len(d) * n_items)[flat]
+    rel_in = rel_in.reshape(d.shape)
+    rel_before = np.take_along_axis(np.cumsum(rel, axis=1) - rel, before, axis=1)
+    within = position[None, :] - before  # 0-based index inside the group
+    others = np.divide(rel_in - 1, size - 1, out=np.zeros_like(rel_in), where=size > 1)
+    hits = rel_before + 1 + within * others
+    contribution = rel_in / size * hits / (position + 1)[None, :]
     if depth is not None:
-        rel = rel[:, :depth]
-    precision = np.cumsum(rel, axis=1) / np.arange(1, rel.shape[1] + 1)
+        contribution = contribution[:, :depth]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (precision * rel).sum(axis=1) / n_rel
+        return contribution.sum(axis=1) / n_rel
 
 
 def _check_retrieval(embeddings: np.ndarray, labels: Sequence, what: str) -> np.ndarray:

@@ -10,11 +10,13 @@ at 45 degrees, 1 at 90 degrees):
     3      b      (1, 1)
     4      c      (0, 1)     "c" occurs once: never a QbE query, still a distractor
 
-QbE rankings (query removed; equal distances keep item order):
-    q0: 2 (0), 3 (.29), 1 (1), 4 (1)      relevant 1 at rank 3     AP 1/3
-    q1: 4 (0), 3 (.29), 0 (1), 2 (1)      relevant 0 at rank 3     AP 1/3
-    q2: 0 (0), 3 (.29), 1 (1), 4 (1)      relevant 3 at rank 2     AP 1/2
-    q3: 0, 1, 2, 4 all at .29 (a tie)     relevant 2 at rank 3     AP 1/3
+QbE rankings (query removed). Tied items count with their expected AP over every
+order of the tie (a relevant item in a tie of t at ranks s+1..s+t, alone relevant there,
+contributes (c + 1)/t * sum 1/p over those ranks, c = relevant items before the tie):
+    q0: 2 (0), 3 (.29), then 1, 4 tie at 1    relevant 1 at rank 3 or 4   AP (1/3 + 1/4)/2
+    q1: 4 (0), 3 (.29), then 0, 2 tie at 1    relevant 0 at rank 3 or 4   AP (1/3 + 1/4)/2
+    q2: 0 (0), 3 (.29), then 1, 4 tie at 1    relevant 3 at rank 2        AP 1/2
+    q3: 0, 1, 2, 4 all tie at .29             relevant 2 at rank 1..4     AP (1 + 1/2 + 1/3 + 1/4)/4
 """
 
 import math
@@ -46,33 +48,95 @@ def test_average_precision_by_hand():
         average_precision([1, 1], n_relevant=1)
 
 
+TIE2 = (1 / 3 + 1 / 4) / 2
+TIE4 = (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4
+QBE_APS = [TIE2, TIE2, 1 / 2, TIE4]
+
+
 def test_qbe_hand_computed_with_ties_and_a_single_occurrence():
     queries, aps = qbe_average_precisions(EMB, LABELS)
     assert queries.tolist() == [0, 1, 2, 3]  # item 4 ("c", once) is not a query
-    assert aps == pytest.approx([1 / 3, 1 / 3, 1 / 2, 1 / 3])
-    assert map_qbe(EMB, LABELS) == pytest.approx(1.5 / 4)
+    assert aps == pytest.approx(QBE_APS)
+    assert map_qbe(EMB, LABELS) == pytest.approx(sum(QBE_APS) / 4)
 
 
-def test_ties_follow_item_order():
-    # q3 sees four items at the same distance; moving its relevant item to the front
-    # of the item order moves it to rank 1
-    order = [2, 0, 1, 3, 4]
-    _, aps = qbe_average_precisions(EMB[order], [LABELS[i] for i in order])
-    assert aps[3] == pytest.approx(1.0)
+def test_ties_do_not_depend_on_item_order():
+    # q3 sees four items at the same distance: moving its relevant item to the front of
+    # the item order changes nothing (before, ties followed item order and it got AP 1)
+    for order in ([2, 0, 1, 3, 4], [4, 3, 1, 0, 2], [0, 1, 2, 3, 4]):
+        queries, aps = qbe_average_precisions(EMB[order], [LABELS[i] for i in order])
+        by_item = dict(zip([order[q] for q in queries], aps))
+        assert [by_item[i] for i in range(4)] == pytest.approx(QBE_APS)
+
+
+def _chance_ap(n_items: int, n_relevant: int) -> float:
+    """AP of a uniformly random ranking, in expectation: the item at rank n is relevant
+    with probability R/N, and then 1 + (n - 1)(R - 1)/(N - 1) relevant items are expected
+    up to it."""
+    n, r = n_items, n_relevant
+    return sum((1 + (k - 1) * (r - 1) / (n - 1)) / k for k in range(1, n + 1)) / n
+
+
+@pytest.mark.parametrize("layout", ["sorted", "shuffled"])
+def test_a_constant_embedding_scores_chance(layout):
+    # 300 words as in the digit-word test sets: a few short words repeat, and sorting by
+    # length (as the evaluation loader does) puts them first. A constant embedding knows
+    # nothing, so it must score exactly chance in any item order.
+    rng = np.random.default_rng(0)
+    labels = [f"{i}" for i in rng.integers(0, 10, size=15)] + [
+        f"{rng.integers(10**5, 10**8)}" for _ in range(285)]
+    labels = sorted(labels, key=len) if layout == "sorted" else list(
+        rng.permutation(labels))
+    emb = np.ones((len(labels), 8))
+    queries, aps = qbe_average_precisions(emb, labels)
+    n_rel = {lab: labels.count(lab) - 1 for lab in labels}  # the query leaves its ranking
+    expected = [_chance_ap(len(labels) - 1, n_rel[labels[q]]) for q in queries]
+    assert aps == pytest.approx(expected)
+    assert map_qbe(emb, labels) < 0.05
+    # QbS: one query per word, every item tied
+    unique = sorted(set(labels))
+    q_aps = qbs_average_precisions(np.ones((len(unique), 8)), unique, emb, labels)[1]
+    assert q_aps == pytest.approx([_chance_ap(len(labels), labels.count(u)) for u in unique])
+
+
+def test_tie_aware_ap_equals_the_mean_over_random_orders():
+    # a ranking with several tie groups: the exact expectation against brute force over
+    # random tie orders
+    rng = np.random.default_rng(1)
+    dist = rng.integers(0, 4, size=(1, 12)).astype(float)
+    relevant = rng.random((1, 12)) < 0.4
+    relevant[0, 0] = True
+    from afdm_lib.metrics import _ranked_aps
+
+    exact = _ranked_aps(dist, relevant, None)[0]
+    samples = []
+    for _ in range(4000):
+        keys = rng.random(12)
+        order = np.lexsort((keys, dist[0]))
+        samples.append(average_precision(relevant[0][order]))
+    assert exact == pytest.approx(np.mean(samples), abs=0.01)
+    # truncated at depth 5
+    exact5 = _ranked_aps(dist, relevant, 5)[0]
+    samples5 = []
+    for _ in range(4000):
+        order = np.lexsort((rng.random(12), dist[0]))
+        samples5.append(average_precision(relevant[0][order][:5], int(relevant.sum())))
+    assert exact5 == pytest.approx(np.mean(samples5), abs=0.01)
 
 
 def test_queries_with_ap_zero_are_kept():
-    # rankings cut at depth 2: q0 (2, 3), q1 (4, 3) and q3 (0, 1) find nothing -> AP 0
+    # rankings cut at depth 2: q0 (2, 3) and q1 (4, 3) find nothing -> AP 0; q3's tie of
+    # four reaches rank 1 or 2 with probability 1/2: (1 + 1/2)/4
     _, aps = qbe_average_precisions(EMB, LABELS, depth=2)
-    assert aps == pytest.approx([0, 0, 1 / 2, 0])
-    assert map_qbe(EMB, LABELS, depth=2) == pytest.approx(0.5 / 4)  # not 0.5
+    assert aps == pytest.approx([0, 0, 1 / 2, 1.5 / 4])
+    assert map_qbe(EMB, LABELS, depth=2) == pytest.approx((0.5 + 1.5 / 4) / 4)
 
 
 def test_stop_words_are_not_queries_but_stay_in_rankings():
-    assert map_qbe(EMB, LABELS, stopwords={"b"}) == pytest.approx(1 / 3)
+    assert map_qbe(EMB, LABELS, stopwords={"b"}) == pytest.approx(TIE2)
     # "c" as a stop word changes nothing: it was never a query, and still ranks first
     # for q1
-    assert map_qbe(EMB, LABELS, stopwords={"c"}) == pytest.approx(1.5 / 4)
+    assert map_qbe(EMB, LABELS, stopwords={"c"}) == pytest.approx(sum(QBE_APS) / 4)
 
 
 def test_no_query_gives_nan():
@@ -81,18 +145,23 @@ def test_no_query_gives_nan():
 
 
 def test_qbs_hand_computed():
-    # query a (1,0): ranking 0, 2, 3, 1, 4 -> relevant at ranks 1, 4 -> (1 + 2/4) / 2
-    # query b (1,1): item 3 at 0, the rest tie at .29 -> 3, 0, 1, 2, 4 -> ranks 1, 4
-    # query c (0,1): ranking 1, 4, 3, 0, 2 -> rank 2 -> 1/2
+    # query a (1,0): 0, 2 tie at 0 (one relevant: rank 1 or 2), then 3, then 1, 4 tie
+    #   at 1: AP = [(1 + 1/2)/2 + 2 * (1/4 + 1/5)/2] / 2
+    # query b (1,1): item 3 at 0, then 0, 1, 2, 4 tie at .29 with one relevant:
+    #   AP = [1 + 2 * (1/2 + 1/3 + 1/4 + 1/5)/4] / 2
+    # query c (0,1): 1, 4 tie at 0 (one relevant) then 3, 0, 2: AP (1 + 1/2)/2
     # query d: no item is labelled d -> excluded; the second "a" query is a duplicate
     q = np.array([[1, 0], [1, 1], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
     q_labels = ["a", "b", "c", "d", "a"]
     queries, aps = qbs_average_precisions(q, q_labels, EMB, LABELS)
     assert queries.tolist() == [0, 1, 2]
-    assert aps == pytest.approx([0.75, (1 + 2 / 4) / 2, 0.5])
-    assert map_qbs(q, q_labels, EMB, LABELS) == pytest.approx((0.75 + 0.75 + 0.5) / 3)
+    ap_a = ((1 + 1 / 2) / 2 + 2 * (1 / 4 + 1 / 5) / 2) / 2
+    ap_b = (1 + 2 * (1 / 2 + 1 / 3 + 1 / 4 + 1 / 5) / 4) / 2
+    ap_c = (1 + 1 / 2) / 2
+    assert aps == pytest.approx([ap_a, ap_b, ap_c])
+    assert map_qbs(q, q_labels, EMB, LABELS) == pytest.approx((ap_a + ap_b + ap_c) / 3)
     assert map_qbs(q, q_labels, EMB, LABELS, stopwords={"a"}) == pytest.approx(
-        (0.75 + 0.5) / 2)
+        (ap_b + ap_c) / 2)
     assert math.isnan(map_qbs(q[3:4], ["d"], EMB, LABELS))
 
 
