@@ -27,24 +27,32 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                                    "Every RunConfig field is an option (--name value). With "
                                    "--task spotting the defaults are --arch tpp-phocnet "
                                    "--lr 0.0005.")
-    p.add_argument("--out", required=True, help="run folder (config, checkpoint, record)")
-    p.add_argument("--config", help="JSON file with RunConfig fields (options override it)")
+    p.add_argument("--out", required=True,
+                   help="run folder (config, checkpoint, record); required, no default")
+    p.add_argument("--config", help="JSON file with RunConfig fields (options override it; "
+                                    "default: none)")
     p.add_argument("--data-option", dest="data_option", action="append", default=[],
-                   metavar="KEY=VALUE", help="a dataset loader option, e.g. fold=2 (repeatable)")
+                   metavar="KEY=VALUE", help="a dataset loader option, e.g. fold=2 "
+                                             "(repeatable; default: none, so gw uses fold=1)")
     defaults = RunConfig()
     for f in dataclasses.fields(RunConfig):
         if f.name in ("extra", "data_options"):
             continue
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
+        # the parser's own default stays None (so --config values are not overridden);
+        # the help names the RunConfig default, and the task's where it differs
+        shown = "none" if value is None else value
+        per_task = "".join(f"; with --task {task}: {opts[f.name]}"
+                           for task, opts in TASK_DEFAULTS.items() if f.name in opts)
+        text = f"(default: {shown}{per_task})"
         if isinstance(value, bool):
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                           default=None, help=f"(default {value})")
+                           default=None, help=text)
         else:
             kind = {"int": int, "float": float}.get(
                 str(f.type).replace(" | None", ""), str)
-            p.add_argument(flag, dest=f.name, type=kind, default=None,
-                           help=f"(default {value})")
+            p.add_argument(flag, dest=f.name, type=kind, default=None, help=text)
     p.set_defaults(func=cmd_train)
 
 
@@ -57,21 +65,28 @@ TASK_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+def _data_options(items: Sequence[str]) -> dict[str, object]:
+    """``--data-option KEY=VALUE`` items as a dict (values read as JSON when they parse)."""
+    options: dict[str, object] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--data-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw  # a plain string such as a path
+    return options
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     values = RunConfig.load(args.config).to_dict() if args.config else {}
     for f in dataclasses.fields(RunConfig):
         v = getattr(args, f.name, None)
         if v is not None:
             values[f.name] = v
-    for item in getattr(args, "data_option", []) or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--data-option {item!r}: expected KEY=VALUE")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw  # a plain string such as a path
-        values.setdefault("data_options", {})[key] = value
+    if getattr(args, "data_option", None):
+        values.setdefault("data_options", {}).update(_data_options(args.data_option))
     if values.get("fraction") is not None and getattr(args, "train_size", None) is None:
         values["train_size"] = None
     # options whose default depends on the task, used when neither the command line
@@ -171,7 +186,12 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     dsub.add_parser("list", help="every dataset, whether it is available, where it looks")
     c = dsub.add_parser("check", help="read a whole copy and report counts and problems")
     c.add_argument("name")
-    c.add_argument("--root", default=None)
+    c.add_argument("--data-root", "--root", dest="root", default=None,
+                   help="the copy to check, as for afdm train (default: where `afdm data "
+                        "list` looks)")
+    c.add_argument("--data-option", dest="data_option", action="append", default=[],
+                   metavar="KEY=VALUE", help="a dataset loader option, e.g. fold=2 "
+                                             "(repeatable; default: none)")
     p.set_defaults(func=cmd_data)
 
 
@@ -186,7 +206,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     from .data.check import check_dataset
 
-    return check_dataset(args.name, args.root)
+    return check_dataset(args.name, args.root, **_data_options(args.data_option))
 
 
 # --- entry point -----------------------------------------------------------------------

@@ -20,10 +20,12 @@ from fixtures import (
 from afdm_lib.data import DataError, load_dataset
 
 
-@pytest.fixture(scope="module")
-def iam(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["distributed", "header-form"])
+def iam(request, tmp_path_factory):
+    """Both forms of words.txt data lines: as distributed (9 fields) and as the header
+    documents them (10, with the number of components); every test runs on both."""
     root = tmp_path_factory.mktemp("iam")
-    return root, write_iam(root)
+    return root, write_iam(root, components=request.param)
 
 
 # --- IAM -----------------------------------------------------------------------------
@@ -121,33 +123,34 @@ def test_rimes_icdar2011_word_lists(tmp_path):
     exp = write_rimes(tmp_path)
     for split in ("train", "val", "test"):
         ds = load_dataset("rimes", str(tmp_path), split)
-        assert ds.texts == exp[split]  # the Latin-1 test list decodes too
+        assert ds.texts == exp[split]  # the BOM'd and the Latin-1 lists decode too
         assert all(unicodedata.is_normalized("NFC", t) for t in ds.texts)
     train = load_dataset("rimes", str(tmp_path), "train")
     joined = "\n".join(train.problems)
     assert len(train.problems) == exp["train_problems"]
-    assert "ground_truth_training_icdar2011.txt:5: path '../../outside.png' escapes" in joined
+    assert "groundtruth_training_icdar2011.txt:5: path '../../../outside.png' escapes" in joined
     assert "icdar2011.txt:6: image not found" in joined
     assert "icdar2011.txt:7: malformed line" in joined
     assert "icdar2011.txt:4: image" in joined and "not readable" in joined
 
 
-# --- George Washington ---------------------------------------------------------------
+# --- George Washington (washingtondb-v1.0; the fold layout: test_gw.py) ---------------
 def test_gw_escapes_and_cv_folds(tmp_path):
     labels = write_gw(tmp_path)["labels"]
     ds = load_dataset("gw", str(tmp_path), "test", fold=1)
-    assert ds.texts == ["Orders", "and", "Instructions."]
+    assert ds.texts == ["270.", "Letters,", "Orders", "unless"]
     val = load_dataset("gw", str(tmp_path), "val", fold=1)
-    assert val.texts == ["1755", "Letters,"]
-    good = sorted(t for t in labels.values() if t is not None and t != "men")  # men: corrupt
+    assert val.texts == ["G.W.", "1st.", "o'clock."]
+    good = sorted(t for t in labels.values() if t is not None and t != "October")  # corrupt
     tested = sorted(t for f in (1, 2, 3, 4)
                     for t in load_dataset("gw", str(tmp_path), "test", fold=f).texts)
     assert tested == good  # every word is tested in exactly one fold
     train = load_dataset("gw", str(tmp_path), "train", fold=1)
+    assert train.texts == ["&c.", "(or", "be)", "1755.", "£1000"]
     joined = "\n".join(train.problems)
-    assert "word_labels.txt:9: unknown escape 's_xx'" in joined
-    assert "word_labels.txt:11: malformed character 'ab'" in joined
-    assert "word_labels.txt:12: image" in joined
+    assert "word_labels.txt:13: unknown escape 's_xx'" in joined
+    assert "word_labels.txt:14: malformed character 'ab'" in joined
+    assert "word_labels.txt:15: image" in joined
     with pytest.raises(DataError, match="fold=5"):
         load_dataset("gw", str(tmp_path), "train", fold=5)
 
