@@ -26,7 +26,12 @@ def test_warp_explorer_runs_on_a_fresh_tiny_afdm(tmp_path):
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    # inputs, 2 grid figures, 2 feature figures, 2 side-by-side figures (one per word)
-    assert len(images) == 7
+    # inputs, 2 grid figures, 2 feature figures, 2 side-by-side figures (one per word),
+    # the probe; the explorer's figures live in its Output widgets, not in the cells
+    assert len(images) == 8
     text = "".join("".join(o.get("text", "")) for o in outputs)
     assert "method afdm" in text and "adversarial: relative feature change" in text
+    assert "checkpoint probe: loss_clean" in text and "run(s) to explore" in text
+    # the explorer's controls were built (a widget view; inert without a front end)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for o in outputs)

@@ -1,16 +1,25 @@
-"""The warp explorer's helpers on a freshly trained tiny AFDM (in-process, no kernel)."""
+"""The warp explorer's helpers, the adversary probe and the interactive explorer's
+callbacks, on a freshly trained tiny AFDM (in-process, no kernel)."""
 
 from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
 
 import matplotlib
 import pytest
 import torch
 
-from afdm_lib import warps
+from afdm_lib import warp_gallery, warps
 from afdm_lib.afdm import output_grid
-from afdm_lib.train import CheckpointError
+from afdm_lib.results import read_record
+from afdm_lib.train import CheckpointError, load_checkpoint
+from afdm_lib.warp_explorer import WarpExplorer, find_runs
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +98,156 @@ def test_bad_checkpoints_are_named(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=str(junk)):
         warps.load_warp_setup(junk)
+
+
+# --- the adversary probe ------------------------------------------------------------------
+def _copy_run(run: Path, dest: Path, strip_probe: bool = False, method: str | None = None
+              ) -> Path:
+    """A copy of a run folder; ``strip_probe``: as if it predated the probe."""
+    shutil.copytree(run, dest)
+    rec = json.loads((dest / "record.json").read_text())
+    if strip_probe:
+        for point in rec["curve"]:
+            point.pop("probe", None)
+    if method:
+        rec["config"]["method"] = method
+    (dest / "record.json").write_text(json.dumps(rec))
+    return dest
+
+
+def test_probe_checkpoint_measures_the_adversary(setup):
+    p = warps.probe_checkpoint(setup.checkpoint, n_words=8, draws=2)
+    assert p["n_words"] == 8
+    for key in ("loss_clean", "loss_random", "loss_afdm"):
+        assert math.isfinite(p[key]) and p[key] >= 0
+    assert 0 <= p["shift_rel"] <= 1 and 0 <= p["saturated"] <= 1 and p["diversity"] >= 0
+    assert warps.probe_checkpoint(setup.checkpoint, n_words=8, draws=2) == p  # fixed batch
+
+
+def test_probe_reads_a_collapsed_adversary_as_collapsed(setup, tmp_path):
+    # one constant corner warp, as in the committed n1000 checkpoints: a zero weight and a
+    # large bias make every output max_shift * tanh(10) whatever the input
+    ckpt = load_checkpoint(setup.checkpoint)
+    ckpt["afdm"]["loc.out.weight"].zero_()
+    ckpt["afdm"]["loc.out.bias"].fill_(10.0)
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    p = warps.probe_checkpoint(tmp_path / "checkpoint.pt", n_words=8, draws=2)
+    assert p["saturated"] == 1.0 and p["shift_rel"] > 0.99 and p["diversity"] < 1e-6
+
+
+def test_probe_figure_shows_recorded_probes_and_says_when_there_are_none(setup, tmp_path):
+    run = setup.checkpoint.parent
+    series = warp_gallery.probe_series(read_record(run))
+    assert not series.empty and {"loss_clean", "loss_random", "saturated"} <= set(series)
+    fig = warp_gallery.plot_probe([run])
+    assert len(fig.axes) == 2 and all(ax.lines for ax in fig.axes)
+    assert not any(warp_gallery.NO_PROBE in t.get_text() for ax in fig.axes for t in ax.texts)
+    old = _copy_run(run, tmp_path / "old", strip_probe=True)
+    assert warp_gallery.probe_series(read_record(old)).empty
+    p = warps.probe_checkpoint(old, n_words=8, draws=2)
+    fig = warp_gallery.plot_probe([run, old], checkpoint_probes={str(old): p})
+    assert len(fig.axes) == 4
+    texts = [t.get_text() for ax in fig.axes[2:] for t in ax.texts]
+    assert texts == [warp_gallery.NO_PROBE] * 2
+    assert fig.axes[2].collections  # the checkpoint's probe, as markers
+    plt.close("all")
+
+
+def test_probe_fragment_tables_and_figure(setup, tmp_path):
+    run = setup.checkpoint.parent
+    results = tmp_path / "results"
+    _copy_run(run, results / "runs" / "new")
+    figures = tmp_path / "figures"
+    text = warp_gallery.probe_fragment(results, figures, "figs", [setup.checkpoint], 8, 2)
+    assert "| 1/1 |" in text and "saturated" in text and "recomputed" in text
+    assert "figs/warps-probe.png" in text and (figures / "warps-probe.png").exists()
+    shutil.rmtree(results)
+    _copy_run(run, results / "runs" / "old", strip_probe=True)
+    text = warp_gallery.probe_fragment(results, figures, "figs", [], 8, 2)
+    assert "No run in this results folder recorded the probe" in text
+
+
+# --- the interactive explorer -------------------------------------------------------------
+@pytest.fixture
+def explorer(setup, tmp_path):
+    second = _copy_run(setup.checkpoint.parent, tmp_path / "second")
+    return WarpExplorer(runs=[setup.checkpoint, second], results_dir=None, words=3,
+                        probe_words=8, probe_draws=2)
+
+
+def test_find_runs_lists_afdm_runs_with_a_checkpoint(setup, tmp_path):
+    run = setup.checkpoint.parent
+    _copy_run(run, tmp_path / "runs" / "a")
+    _copy_run(run, tmp_path / "runs" / "b", method="none")
+    (tmp_path / "runs" / "c").mkdir()
+    assert find_runs(tmp_path) == [tmp_path / "runs" / "a"]
+    assert find_runs(tmp_path / "missing") == []
+    with pytest.raises(ValueError, match="no AFDM run"):
+        WarpExplorer(results_dir=tmp_path / "missing")
+
+
+def test_explorer_callbacks_change_state_and_figures(explorer):
+    s = explorer.state
+    assert (s.word, s.group, s.mode, s.bound) == (0, None, "adversarial", 0.1)
+    g = explorer.groups
+    assert len(explorer.figures["warp"].axes) == 4 * g and "probe" in explorer.figures
+    adversarial = explorer.view().points
+
+    explorer.select_group(1)
+    assert len(explorer.figures["warp"].axes) == 4 and "group 1" in explorer.summary()
+    explorer.select_group(-1)
+    assert explorer.state.group is None and len(explorer.figures["warp"].axes) == 4 * g
+
+    explorer.select_word(1)
+    assert explorer.figures["warp"]._suptitle.get_text() == explorer.texts[1]
+
+    explorer.select_mode("random")
+    random = explorer.view()
+    assert random.mode == "random" and not torch.equal(random.points, adversarial)
+    explorer.select_bound(0.3)
+    shift = (explorer.view().points - explorer.view().base).abs()
+    assert 0.1 < shift.max() <= 0.3 + 1e-6 and "bound 0.30" in explorer.summary()
+    explorer.select_bound(0.0)
+    assert torch.allclose(explorer.view().points, explorer.view().base[None, None])
+    explorer.select_bound(0.1)
+    first = explorer.view().points
+    explorer.select_seed(1)
+    assert not torch.equal(explorer.view().points, first)
+
+    for bad in (lambda: explorer.select_word(99), lambda: explorer.select_group(g),
+                lambda: explorer.select_mode("bogus"), lambda: explorer.select_bound(0.9)):
+        with pytest.raises(ValueError):
+            bad()
+
+    state = explorer.select_run(explorer.runs[1])
+    assert state.run == explorer.runs[1] and (state.word, state.group, state.mode) == (
+        0, None, "adversarial")
+    plt.close("all")
+
+
+def test_explorer_widgets_drive_the_callbacks(explorer):
+    pytest.importorskip("ipywidgets")
+    ui = explorer.widgets()
+    c = explorer.controls
+    assert ui.children and c["bound"].disabled  # the adversary's bound is its run's
+    g = explorer.groups
+    for name, value, check in (
+            ("word", 2, lambda s: s.word == 2),
+            ("group", 0, lambda s: s.group == 0),
+            ("mode", "random", lambda s: s.mode == "random"),
+            ("bound", 0.25, lambda s: s.bound == 0.25),
+            ("seed", 3, lambda s: s.seed == 3),
+            ("group", -1, lambda s: s.group is None)):
+        before = explorer.figures["warp"]
+        c[name].value = value
+        assert check(explorer.state), name
+        assert explorer.figures["warp"] is not before, name  # redrawn in place
+    assert not c["bound"].disabled and len(explorer.figures["warp"].axes) == 4 * g
+    probe_before = explorer.figures["probe"]
+    c["run"].value = explorer.runs[1]
+    s = explorer.state
+    assert s.run == explorer.runs[1] and (s.word, s.mode) == (0, "adversarial")
+    # the controls follow the new run's state
+    assert (c["word"].value, c["mode"].value, c["group"].value) == (0, "adversarial", -1)
+    assert c["bound"].disabled and explorer.figures["probe"] is not probe_before
+    plt.close("all")
