@@ -386,3 +386,27 @@ def write_manifest(root: Path) -> dict:
     lines = ["image\ttext\tsplit\twriter"] + ["\t".join(r) for r in rows] + ["img/g.png"]
     (root / "manifest.tsv").write_text("\n".join(lines) + "\n")
     return {"train": ["hello", "world"], "val": ["wide"], "test": ["test"]}
+
+
+# --- the shared real data --------------------------------------------------------------
+def shared_gw() -> Path | None:
+    """The GW fold-layout copy the loader itself would find without a root (its search
+    path: ``$AFDM_DATA_ROOT/gw``, ``$AFDM_DATA_MIRROR/gw``, ``../shared/data/gw`` beside
+    the checkout or the working directory, ``$AFDM_CACHE/gw``, ``~/data/gw``), or None.
+    A clone elsewhere sets ``AFDM_DATA_MIRROR=/path/to/shared/data``."""
+    from afdm_lib.data._real_base import find_root
+    from afdm_lib.data.gw import gw_layout
+
+    def folds(p: Path) -> bool:
+        layout = gw_layout(p)
+        return layout is not None and layout[0] == "folds"
+
+    root = find_root("gw", folds)
+    if root is None:
+        return None
+    layout = gw_layout(root)
+    return layout[1] if layout else None
+
+
+SHARED_GW_MISSING = ("../shared/data/gw not found by the loader's search path (set "
+                     "AFDM_DATA_MIRROR to the folder holding gw/)")
