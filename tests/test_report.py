@@ -14,7 +14,7 @@ from afdm_lib.config import RunConfig
 from afdm_lib.results import make_record, write_json
 
 CER = report.TASK_METRICS["recognition"][0]
-MAP_QBE = report.TASK_METRICS["spotting"][0]
+MAP_QBE = next(m for m in report.TASK_METRICS["spotting"] if m.key == "map_qbe")
 
 
 def write_run(root: Path, name: str, *, method: str, seed: int, cer: float,
@@ -182,6 +182,7 @@ def test_results_fragment_writes_plots_and_tables(study: Path, tmp_path: Path):
         assert (figures / name).read_bytes()[:4] == b"\x89PNG"
         assert f"/_generated/fig/{name}" in text
     assert "Where AFDM helps and where it does not" in text
+    assert "The study in the paper's shape" in text and 'colspan="2"' in text
     assert "1 of 21 runs never left the plateau" in text
     # spotting has no records here
     assert "No results yet" in report.results_fragment(runs, "spotting", figures, "/f")
@@ -254,9 +255,14 @@ def test_tables_notebook_runs_on_a_results_folder(study: Path, tmp_path: Path):
 
 def test_headline_for_the_introduction(study: Path, tmp_path: Path):
     text = report.headline_fragment(report.load_runs(study))
-    assert text.startswith("**Recognition.**")
-    assert "significantly beats `none` on CER in 1 of 2" in text
-    assert "does not significantly beat `none`" in text
+    assert text.startswith("**Recognition** (CER):")
+    # one compact verdict table: 100 words vs none and random, 300 words vs none
+    rows = [line for line in text.splitlines() if line.startswith("| digits-bangla")]
+    assert len(rows) == 3
+    assert "**AFDM better**" in rows[0] and "afdm − none" in rows[0]
+    assert "no significant difference" in rows[2]
+    sentences = " ".join(report.headline_sentences(report.load_runs(study).ok, "recognition"))
+    assert "significantly beats `none` on CER in 1 of 2" in sentences
     (tmp_path / "empty").mkdir()
     assert "No results yet" in report.headline_fragment(report.load_runs(tmp_path / "empty"))
 
@@ -291,3 +297,203 @@ def test_rows_where_nothing_was_learned_are_called_out(tmp_path):
     text = report.results_fragment(report.load_runs(root), "recognition", tmp_path / "fig",
                                    "fig")
     assert "no method reaches a mean CER below 0.5" in text
+
+
+# --- issue 13 / 17: old records, intervals, verdict and paper tables, flags ---------
+def _edit_record(run: Path, **changes) -> None:
+    """Rewrite a record in place: ``config=`` / ``metrics=`` / ``environment=`` merge,
+    ``drop_config=[keys]`` removes keys (an older record format)."""
+    rec = json.loads((run / "record.json").read_text())
+    for key in changes.pop("drop_config", []):
+        rec["config"].pop(key, None)
+    for part, values in changes.items():
+        rec.setdefault(part, {}).update(values)
+    write_json(run / "record.json", rec)
+
+
+def test_an_old_record_without_newer_keys_reads_as_the_defaults(tmp_path: Path):
+    # seeds 0 and 1 of `none` were written before lr_warmup_steps / lr_decay_steps /
+    # afdm_penalty existed; read as RunConfig.with_defaults they are the same setting as
+    # the new runs, so all three pairs match (in results/cpu this hid an "AFDM worse")
+    root = tmp_path / "results"
+    for seed in range(3):
+        base = 0.8 + 0.01 * seed
+        run = write_run(root, f"none-{seed}", method="none", seed=seed, cer=base)
+        if seed < 2:
+            _edit_record(run, drop_config=["lr_warmup_steps", "lr_decay_steps",
+                                           "afdm_penalty"])
+        write_run(root, f"afdm-{seed}", method="afdm", seed=seed, cer=base - 0.1)
+    runs = report.load_runs(root)
+    assert set(runs.ok["setting"]) == {""}
+    old = runs.ok[runs.ok["path"].str.endswith("none-0")].iloc[0]
+    assert old["config.lr_decay_steps"] == RunConfig().lr_decay_steps
+    tests = report.paired_tests(runs.ok, CER)
+    assert tests["n"].tolist() == [3]
+    # a key whose absence means the older behaviour takes its legacy value: a record
+    # without `protocol` ran protocol 1 and is never pooled with protocol 2
+    _edit_record(root / "runs" / "none-0", drop_config=["protocol"])
+    runs = report.load_runs(root)
+    old = runs.ok[runs.ok["path"].str.endswith("none-0")].iloc[0]
+    assert old["config.protocol"] == 1 and old["setting"] == "protocol=1"
+    assert report.paired_tests(runs.ok, CER)["n"].tolist() == [2]
+
+
+def test_intervals_stay_inside_the_metric_range(tmp_path: Path):
+    mean, low, high, clipped = report.clipped_interval([0.01, 0.2], 0.0, 1.0)
+    assert clipped and low == 0.0 and high <= 1.0 and mean == pytest.approx(0.105)
+    assert report.clipped_interval([0.5, 0.52, 0.51], 0, 1)[3] is False
+    # a CER above 1 (insertions) widens the range to it instead of cutting the mean off
+    assert report.clipped_interval([0.9, 1.4], 0, 1)[2] >= 1.4
+    root = tmp_path / "r"
+    for seed, cer in enumerate((0.01, 0.3)):
+        write_run(root, f"none-{seed}", method="none", seed=seed, cer=cer)
+    agg = report.aggregate(report.load_runs(root).ok, "cer")
+    row = agg.iloc[0]
+    assert row["low"] == 0.0 and row["clipped"] and row["half"] > row["mean"]
+    table = report.summary_table(agg, CER)
+    assert "[0.000, " in table and "†" in table and "(n=2)" in table
+
+
+def test_verdict_table_is_compact_with_bounds_and_grouped_thin_rows(study: Path):
+    # a thin comparison: one random seed at 300 words
+    write_run(study, "random-300-0", method="random", seed=0, train_size=300, cer=0.1)
+    runs = report.load_runs(study)
+    tests = report.paired_tests(runs.ok, CER)
+    text = report.verdict_table(tests, CER)
+    rows = [line for line in text.splitlines() if line.startswith("| digits-bangla")]
+    assert len(rows) == 3  # 100 vs none, 100 vs random, 300 vs none
+    assert "smallest detectable difference" in text
+    row_300 = next(r for r in rows if "| 300 |" in r)
+    cells = [c.strip() for c in row_300.strip("|").split("|")]
+    t = tests.set_index(["baseline", "train_size"]).loc[("none", 300)]
+    assert cells[5] == f"±{t['diff_half']:.3f}"
+    # "AFDM is not better than none by more than X": X is the interval's lower end
+    assert cells[6] == f"{-t['diff_low']:.3f}" and -t["diff_low"] > 0
+    assert cells[3].endswith("(n=3)")
+    assert text.count("Not tested, fewer than two seed pairs (1 comparisons)") == 1
+    assert "digits-bangla at 300 training words" in text
+    sentence = report.bound_sentence(t, CER, "none")
+    assert sentence.startswith("AFDM is not better than `none` by more than")
+
+
+def test_capped_runs_and_cross_commit_pairs_are_flagged(study: Path):
+    _edit_record(study / "runs" / "afdm-300-1", metrics={"ended": "cap"})
+    for seed in range(2):
+        _edit_record(study / "runs" / f"none-100-{seed}",
+                     environment={"git_commit": "0" * 40})
+    runs = report.load_runs(study)
+    assert set(runs.ok["ended"]) == {"cap", "budget"}  # missing reads as "budget"
+    tests = report.paired_tests(runs.ok, CER).set_index(["baseline", "train_size"])
+    assert tests.loc[("none", 300), "verdict"] == "no verdict: step cap hit"
+    assert math.isnan(tests.loc[("none", 300), "p_holm"])
+    assert tests.loc[("none", 100), "cross_commit"] == 2
+    text = report.verdict_table(report.paired_tests(runs.ok, CER), CER)
+    assert "no verdict: step cap hit (1 runs)" in text
+    assert "⚠ 2/5 pairs across commits" in text
+    page = report.results_fragment(runs, "recognition", study / "fig", "fig")
+    assert "## Runs that hit the step cap" in page
+
+
+def test_paper_shaped_table(study: Path):
+    runs = report.load_runs(study)
+    agg = report.aggregate(runs.ok, CER)
+    tests = report.paired_tests(runs.ok, CER)
+    html = report.paper_table(agg, tests, CER)
+    assert '<th colspan="2">digits-bangla</th>' in html
+    assert "<th>100</th><th>300</th>" in html
+    body = html.split("<tbody>")[1]
+    heads = [part.split("</th>")[0] for part in body.split("<tr><th>")[1:]]
+    assert heads == ["none", "random", "afdm", "AFDM − none", "AFDM − random"]
+    # afdm beats none at 100 words (significant): bold and starred
+    none_row = body.split("<tr><th>AFDM − none</th>")[1].split("</tr>")[0]
+    assert "<strong>-0.050" in none_row and " *</strong>" in none_row
+    assert "(n=5)" in body and "(n=3)" in body
+
+
+def test_spotting_headline_is_qbs_unless_qbe_has_enough_queries(tmp_path: Path):
+    root = tmp_path / "results"
+    for seed in range(3):
+        for method, qbs, qbe in (("none", 0.80, 0.50), ("afdm", 0.70, 0.90)):
+            run = write_run(root, f"{method}-{seed}", method=method, seed=seed, cer=0.1,
+                            task="spotting", arch="phocnet")
+            _edit_record(run, metrics={"map_qbs": qbs + 0.01 * seed,
+                                       "map_qbe": qbe + 0.01 * seed ** 2,
+                                       "n_queries_qbe": 15, "n_queries_qbs": 290})
+    runs = report.load_runs(root)
+    spot = runs.ok[runs.ok["task"] == "spotting"]
+    assert report.headline_metric(spot, "spotting").key == "map_qbs"
+    page = report.results_fragment(runs, "spotting", tmp_path / "fig", "fig")
+    assert "only 15 QbE queries, fewer than 50" in page
+    assert page.index("On QbS mAP") < page.index("### QbE mAP")
+    no_qbs = spot.drop(columns=["metrics.map_qbs"])
+    assert report.headline_metric(no_qbs, "spotting") is None  # 15 < MIN_QBE_QUERIES
+    no_qbs = no_qbs.assign(**{"metrics.n_queries_qbe": report.MIN_QBE_QUERIES})
+    assert report.headline_metric(no_qbs, "spotting").key == "map_qbe"
+
+
+def test_train_and_validation_curves_side_by_side(tmp_path: Path):
+    root = tmp_path / "results"
+    for seed in range(2):
+        for method in ("none", "afdm"):
+            run = write_run(root, f"{method}-{seed}", method=method, seed=seed, cer=0.2)
+            _edit_record(run)
+            rec = json.loads((run / "record.json").read_text())
+            rec["curve"] = [{"step": s, "val_cer": 0.5 - s / 100, "train_cer": 0.4 - s / 80}
+                            for s in (10, 20, 30)]
+            write_json(run / "record.json", rec)
+    runs = report.load_runs(root)
+    path = report.plot_curves(runs.ok, "digits-bangla", 100, tmp_path / "c.png")
+    assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
+    import matplotlib.image
+
+    wide = matplotlib.image.imread(path).shape
+    # the old single-panel form: validation only
+    old = report.plot_curves(report.load_runs(_single_panel(tmp_path)).ok, "digits-bangla",
+                             100, tmp_path / "v.png")
+    assert wide[1] > 1.5 * matplotlib.image.imread(old).shape[1]
+
+
+def _single_panel(tmp_path: Path) -> Path:
+    root = tmp_path / "old"
+    write_run(root, "none-0", method="none", seed=0, cer=0.2)
+    return root
+
+
+def test_provenance_lists_commits_and_lock_files(study: Path):
+    _edit_record(study / "runs" / "none-100-0",
+                 environment={"lock_sha256": "ab" * 32, "git_commit": "c" * 40})
+    text = report.provenance(report.load_runs(study))
+    assert "`cccccccccc`" in text and "Dependency lock file (sha256): `abababababab`" in text
+
+
+def test_ablation_page(tmp_path: Path, study: Path):
+    # the ablation preset: a base (groups 4, max_shift 0.1) and one key varied at a time
+    root = tmp_path / "abl"
+    for seed in range(3):
+        runs = [write_run(root, f"none-{seed}", method="none", seed=seed, cer=0.30),
+                write_run(root, f"afdm-{seed}", method="afdm", seed=seed, cer=0.28),
+                write_run(root, f"afdm-g2-{seed}", method="afdm", seed=seed, cer=0.25,
+                          groups=2),
+                write_run(root, f"afdm-s2-{seed}", method="afdm", seed=seed, cer=0.35,
+                          max_shift=0.2),
+                write_run(root, f"afdm-s05-{seed}", method="afdm", seed=seed,
+                          cer=0.29 + 0.01 * seed, max_shift=0.05)]
+        for run in runs:
+            _edit_record(run)
+            rec = json.loads((run / "record.json").read_text())
+            write_json(run / "record.json", {**rec, "preset": "ablation"})
+    loaded = report.load_runs(root)
+    text = report.ablation_fragment(loaded, tmp_path / "fig", "fig")
+    assert "### `groups`" in text and "### `max_shift`" in text
+    assert "### `p_warp`" not in text  # not varied
+    assert "4 (base)" in text and "0.1 (base)" in text
+    shift = text.split("### `max_shift`")[1]
+    assert [line.split("|")[1].strip() for line in shift.splitlines()
+            if line.startswith("| 0")] == ["0.05", "0.1 (base)", "0.2"]
+    assert "-0.050 [-0.050, -0.050] (n=3)" in text  # groups=2 minus none, every seed
+    assert any(p.name.startswith("ablation-") for p in (tmp_path / "fig").glob("*.png"))
+    # ablation runs stay off the results pages
+    page = report.results_fragment(loaded, "recognition", tmp_path / "fig2", "fig")
+    assert "No results yet" in page
+    assert "No runs of the `ablation` preset" in report.ablation_fragment(
+        report.load_runs(study), tmp_path / "fig", "fig")

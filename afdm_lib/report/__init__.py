@@ -13,6 +13,7 @@ per concern:
   :func:`verdicts`;
 - :mod:`.tables`: markdown tables; :mod:`.figures`: matplotlib figures;
 - :mod:`.pages`: the generated fragments of the results pages;
+- :mod:`.ablation`: the Ablation page (one key varied at a time);
 - :mod:`.reference`: parameters, deviations and paper-number pages;
 - :mod:`.bench_page`: the Benchmarks page (the warp gallery: :mod:`afdm_lib.warp_gallery`).
 
@@ -22,6 +23,7 @@ Nothing here trains anything.
 
 from __future__ import annotations
 
+from .ablation import ABLATION_KEYS, ablation_fragment
 from .bench_page import bench_fragment, find_bench
 from .figures import METHOD_STYLE, plot_curves, plot_vs_size
 from .loading import (
@@ -86,5 +88,6 @@ __all__ = [
     "plot_curves", "plot_vs_size", "problems_fragment", "provenance",
     "results_fragment", "summary_table", "t_interval", "tests_table", "verdicts",
     "weak_rows_sentence", "ABLATION_PRESET", "MIN_QBE_QUERIES", "bound_sentence",
-    "clipped_interval", "headline_metric", "paper_table", "study_runs", "verdict_table",
+    "clipped_interval", "headline_metric", "ABLATION_KEYS", "ablation_fragment",
+    "paper_table", "study_runs", "verdict_table",
 ]

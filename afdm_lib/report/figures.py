@@ -36,14 +36,16 @@ def plot_vs_size(agg: pd.DataFrame, metric: Metric, dataset: str, path: str | Pa
         # a small horizontal offset per method keeps overlapping intervals readable
         x = m["train_size"].astype(float).to_numpy() * (1 + 0.04 * (i - 1))
         y = m["mean"].to_numpy(dtype=float)
-        half = m["half"].to_numpy(dtype=float)
+        low = m["low"].to_numpy(dtype=float)
+        high = m["high"].to_numpy(dtype=float)
+        ok = ~np.isnan(low)
+        # asymmetric bars: the interval is clipped to the metric's range
+        yerr = np.vstack([np.where(ok, y - low, 0.0), np.where(ok, high - y, 0.0)])
         # error bars show the interval even at a single training size; bands join them
-        ax.errorbar(x, y, yerr=np.where(np.isnan(half), 0.0, half), marker=marker,
-                    color=colour, label=method, capsize=3, lw=1.5)
-        ok = ~np.isnan(half)
+        ax.errorbar(x, y, yerr=yerr, marker=marker, color=colour, label=method, capsize=3,
+                    lw=1.5)
         if ok.sum() > 1:
-            ax.fill_between(x[ok], y[ok] - half[ok], y[ok] + half[ok], color=colour,
-                            alpha=0.15, lw=0)
+            ax.fill_between(x[ok], low[ok], high[ok], color=colour, alpha=0.15, lw=0)
     if part["train_size"].nunique() > 1:
         ax.set_xscale("log")
     sizes = sorted(int(s) for s in part["train_size"].dropna().unique())
@@ -80,37 +82,54 @@ def _curves(root: Path, runs: pd.DataFrame) -> dict[str, list[dict]]:
     return out
 
 
+# the curve keys of each task: training-subset metric (recorded since issue 17; older
+# records lack it) and validation metric
+CURVE_KEYS = {"recognition": ("train_cer", "val_cer", "CER"),
+              "spotting": ("train_map_qbs", "val_map_qbs", "QbS mAP")}
+
+
 def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | Path,
-                key: str = "val_cer") -> Path | None:
-    """Validation curves of every run of one (dataset, training size): shows whether a
-    run left the plateau and when."""
+                task: str = "recognition") -> Path | None:
+    """Training-subset and validation curves of every run of one (dataset, training
+    size), side by side with a shared y axis: the gap between the panels is the
+    generalisation gap, and a reader sees whether AFDM narrows it. Only the validation
+    panel is drawn when no run recorded the training-subset metric."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    train_key, val_key, label = CURVE_KEYS[task]
     part = runs[(runs["dataset"] == dataset) & (runs["train_size"] == train_size)
                 & (runs["setting"] == "")]
     curves = _curves(Path("."), part)
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
-    seen = set()
-    for _, r in part.iterrows():
-        curve = [c for c in curves.get(r["path"], []) if c.get(key) is not None]
-        if not curve:
-            continue
-        colour, _ = METHOD_STYLE.get(r["method"], ("#000000", "o"))
-        label = r["method"] if r["method"] not in seen else None
-        seen.add(r["method"])
-        ax.plot([c["step"] for c in curve], [c[key] for c in curve], color=colour,
-                alpha=0.7, lw=1, label=label)
-    if not seen:
+    has_train = any(c.get(train_key) is not None for cs in curves.values() for c in cs)
+    keys = [train_key, val_key] if has_train else [val_key]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.4), dpi=110,
+                             sharey=True, squeeze=False)
+    drawn = False
+    for ax, key in zip(axes[0], keys):
+        seen = set()
+        for _, r in part.iterrows():
+            curve = [c for c in curves.get(r["path"], []) if c.get(key) is not None]
+            if not curve:
+                continue
+            colour, _ = METHOD_STYLE.get(r["method"], ("#000000", "o"))
+            ax.plot([c["step"] for c in curve], [c[key] for c in curve], color=colour,
+                    alpha=0.7, lw=1, label=r["method"] if r["method"] not in seen else None)
+            seen.add(r["method"])
+            drawn = True
+        ax.set_xlabel("recognizer steps")
+        ax.set_title(("training subset" if key == train_key else "validation")
+                     + f" {label}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if seen:
+            ax.legend(fontsize=8)
+    if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel("recognizer steps")
-    ax.set_ylabel(key.replace("_", " "))
-    ax.set_title(f"{dataset}, {train_size} training words: one line per seed", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(label)
+    fig.suptitle(f"{dataset}, {train_size} training words: one line per seed", fontsize=9)
     return _save(fig, path)

@@ -25,23 +25,43 @@ class Metric:
     key: str  # the name in a record's "metrics"
     label: str
     lower_is_better: bool
+    # the metric's range: intervals are clipped to it (a mean of fractions cannot leave
+    # [0, 1]); CER/WER can exceed 1 through insertions, handled where clipping
+    low: float = 0.0
+    high: float = 1.0
 
 
+# The first metric of a task is its headline. Spotting leads with QbS: on the embedded
+# digit words only ~15 test words repeat, so QbE rests on ~15 queries (see
+# MIN_QBE_QUERIES), while QbS has one query per unique transcription (~290).
 TASK_METRICS: dict[str, tuple[Metric, ...]] = {
     "recognition": (Metric("cer", "CER", True), Metric("wer", "WER", True)),
-    "spotting": (Metric("map_qbe", "QbE mAP", False), Metric("map_qbs", "QbS mAP", False)),
+    "spotting": (Metric("map_qbs", "QbS mAP", False), Metric("map_qbe", "QbE mAP", False)),
 }
+# QbE mAP becomes a headline only where every run has at least this many queries: below
+# it one query moves the mean AP by more than 0.02 per unit of AP, and a handful of short
+# repeated words decides the result
+MIN_QBE_QUERIES = 50
 BASELINES = ("none", "random")
 ALPHA = 0.05
+# how a run ended (record["metrics"]["ended"]); records written before the field existed
+# ran a fixed budget
+ENDED_DEFAULT = "budget"
 
 # Config keys that identify an experiment cell, and keys that never change a result.
 IDENTITY = ("task", "arch", "dataset", "train_size", "fraction", "method", "seed")
+# channels_last is part of a run's identity for resuming (it changes float rounding),
+# but not of its setting: a memory layout does not change what is learned beyond
+# rounding, so seeds run with and without it are pooled (results/cpu has both)
 IGNORED = tuple(dict.fromkeys(("data_root", "strict", "threads", "extra", "max_bad_steps",
-                               *EXECUTION_KEYS)))
+                               "channels_last", *EXECUTION_KEYS)))
 # Keys that only matter when features are warped (random, afdm) or learned (afdm).
 WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
              "warmup_steps")
-ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_lr")
+ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_lr", "afdm_penalty", "afdm_noise",
+                  "afdm_reuse_features")
+# keys that only shape the random control's draws
+RANDOM_KEYS = ("random_shift", "random_scale")
 
 
 # --- loading -------------------------------------------------------------------------
@@ -62,6 +82,8 @@ class Runs:
 def _relevant(key: str, method: str) -> bool:
     if key in ADVERSARY_KEYS:
         return method == "afdm"
+    if key in RANDOM_KEYS:
+        return method == "random"
     if key in WARP_KEYS:
         return method in ("random", "afdm")
     return True
@@ -106,6 +128,28 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
+def _with_config_defaults(df: pd.DataFrame) -> pd.DataFrame:
+    """Every ``config.*`` column as the run really ran: a key missing from an older record
+    reads as ``RunConfig.with_defaults`` gives it (today's default, or the legacy value
+    that reproduces the old behaviour), as ``sweep.comparable`` does. Without this an old
+    record looks like a different setting (e.g. ``lr_decay_steps=None``) and its seeds
+    fall out of their cell."""
+    columns: dict[str, list[Any]] = {}
+    for i, path in enumerate(df["path"]):
+        rec = read_record(path) or {}
+        full = RunConfig.with_defaults(rec.get("config") or {})
+        # the environment too (commit, lock-file hash, versions): provenance reads it
+        env = {f"environment.{k}": v for k, v in (rec.get("environment") or {}).items()}
+        for key, value in {**{f"config.{k}": v for k, v in full.items()}, **env}.items():
+            if isinstance(value, (dict, list)):
+                continue
+            columns.setdefault(key, [None] * len(df))[i] = value
+    df = df.copy()
+    for key, values in columns.items():
+        df[key] = pd.Series(values, index=df.index, dtype=object)
+    return df
+
+
 def load_runs(results_dir: str | Path) -> Runs:
     """Every record under ``results_dir``; raises :class:`ReportError` if the folder is
     missing. Records that cannot be read are listed in ``Runs.unreadable``."""
@@ -130,6 +174,10 @@ def load_runs(results_dir: str | Path) -> Runs:
     if df.empty:
         empty = pd.DataFrame()
         return Runs(root, empty, empty, unreadable)
+    df = _with_config_defaults(df)
+    ended = df["metrics.ended"] if "metrics.ended" in df.columns else pd.Series(
+        [None] * len(df), index=df.index)
+    df["ended"] = ended.where(ended.notna(), ENDED_DEFAULT)
     for col in ("config.task", "config.dataset", "config.method", "config.seed",
                 "config.arch"):
         if col not in df.columns:
@@ -140,12 +188,11 @@ def load_runs(results_dir: str | Path) -> Runs:
     df["method"] = df["config.method"]
     df["seed"] = df["config.seed"]
     # the real number of training words (a fraction cut resolves to a count)
-    size = df["metrics.train_size"] if "metrics.train_size" in df.columns else None
-    if size is None:
-        size = df.get("config.train_size")
-    elif "config.train_size" in df.columns:
-        size = size.fillna(df["config.train_size"])
-    df["train_size"] = pd.to_numeric(size, errors="coerce").astype("Int64")
+    configured = pd.to_numeric(df["config.train_size"], errors="coerce") \
+        if "config.train_size" in df.columns else pd.Series(float("nan"), index=df.index)
+    size = pd.to_numeric(df["metrics.train_size"], errors="coerce").fillna(configured) \
+        if "metrics.train_size" in df.columns else configured
+    df["train_size"] = size.astype("Int64")
     failed = df[df["status"] != "ok"].reset_index(drop=True)
     ok = df[df["status"] == "ok"].reset_index(drop=True)
     if not ok.empty:

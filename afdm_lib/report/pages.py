@@ -8,13 +8,55 @@ import pandas as pd
 
 from ..config import RunConfig
 from .figures import plot_curves, plot_vs_size
-from .loading import ALPHA, TASK_METRICS, Runs, _fmt_value, _setting_keys
+from .loading import (
+    ALPHA,
+    MIN_QBE_QUERIES,
+    TASK_METRICS,
+    Metric,
+    Runs,
+    _fmt_value,
+    _setting_keys,
+)
 from .stats import aggregate, paired_tests, verdicts, weak_rows_sentence
-from .tables import markdown_table, plateau_table, summary_table, tests_table
+from .tables import (
+    CLIPPED_MARK,
+    markdown_table,
+    paper_table,
+    plateau_table,
+    summary_table,
+    tests_table,
+    verdict_table,
+)
+
+# runs of this preset vary one setting at a time: they have their own page (ablation)
+ABLATION_PRESET = "ablation"
+
+
+def _commits(ok: pd.DataFrame) -> str | None:
+    commits = sorted({str(c)[:10] for c in ok["git_commit"].dropna()}) \
+        if "git_commit" in ok.columns else []
+    if not commits:
+        return None
+    return (f"Code commits: {', '.join(f'`{c}`' for c in commits[:5])}"
+            + (" and more" if len(commits) > 5 else "") + ".")
+
+
+def _lock_files(ok: pd.DataFrame) -> str | None:
+    col = "environment.lock_sha256"
+    hashes = sorted({str(h)[:12] for h in ok[col].dropna()}) if col in ok.columns else []
+    if not hashes:
+        return None
+    return (f"Dependency lock file{'s' if len(hashes) > 1 else ''} (sha256): "
+            + ", ".join(f"`{h}`" for h in hashes) + ".")
+
+
+# one summariser per provenance fact, each reading the finished runs and returning a
+# sentence or None; a new fact (e.g. another environment field) is one more entry here
+PROVENANCE_FACTS = [_commits, _lock_files]
 
 
 def provenance(runs: Runs) -> str:
-    """Where the numbers come from: folder, run counts, commits, dates."""
+    """Where the numbers come from: folder, run counts, commits, lock files, dates."""
     ok, failed = runs.ok, runs.failed
     # a relative path (results/quick) says which preset; an absolute one would leak a
     # machine's folders into the published book, so only its last part is shown
@@ -22,10 +64,7 @@ def provenance(runs: Runs) -> str:
     lines = [f"Results folder: `{shown}` ({len(ok)} finished runs, "
              f"{len(failed)} failed, {len(runs.unreadable)} unreadable record files)."]
     if not ok.empty:
-        commits = sorted({str(c)[:10] for c in ok["git_commit"].dropna()})
-        if commits:
-            lines.append(f"Code commits: {', '.join(f'`{c}`' for c in commits[:5])}"
-                         + (" and more" if len(commits) > 5 else "") + ".")
+        lines += [text for fact in PROVENANCE_FACTS if (text := fact(ok))]
         finished = ok["finished"].dropna()
         if not finished.empty:
             lines.append(f"Runs finished between {min(finished)} and {max(finished)}.")
@@ -33,12 +72,22 @@ def provenance(runs: Runs) -> str:
         if presets:
             lines.append(f"Sweep preset{'s' if len(presets) > 1 else ''}: "
                          + ", ".join(f"`{p}`" for p in presets) + ".")
+        if ABLATION_PRESET in presets:
+            lines.append("Runs of the `ablation` preset are shown on the Ablation page "
+                         "only.")
         if "quick" in presets:
             lines.append("The `quick` preset trains briefly so that `make study` fits in "
                          "half an hour on a laptop CPU; runs with warps, whose descent is "
                          "slower, may end less converged than plain ones (see Deviations). "
                          "The committed `cpu` records are this study's numbers.")
     return " ".join(lines) + "\n"
+
+
+def study_runs(ok: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the results pages: every finished run but the ablation preset's."""
+    if ok.empty or "preset" not in ok.columns:
+        return ok
+    return ok[ok["preset"] != ABLATION_PRESET]
 
 
 def problems_fragment(runs: Runs, task: str | None = None) -> str:
@@ -70,99 +119,123 @@ def config_fragment(runs: pd.DataFrame) -> str:
     return markdown_table(["parameter", "values used", "RunConfig default"], rows)
 
 
+def headline_metric(data: pd.DataFrame, task: str) -> Metric | None:
+    """The metric verdicts are drawn on: the task's first metric with values (CER; QbS
+    mAP), QbE mAP only where every run has at least MIN_QBE_QUERIES queries."""
+    for metric in TASK_METRICS[task]:
+        col = f"metrics.{metric.key}"
+        if data.empty or col not in data.columns or data[col].notna().sum() == 0:
+            continue
+        if metric.key == "map_qbe" and _qbe_queries(data) < MIN_QBE_QUERIES:
+            continue
+        return metric
+    return None
+
+
+def _qbe_queries(data: pd.DataFrame) -> int:
+    """The fewest QbE queries of any run with a QbE mAP (0 when not recorded)."""
+    col = "metrics.n_queries_qbe"
+    if col not in data.columns:
+        return 0
+    values = data.loc[data["metrics.map_qbe"].notna(), col].dropna()
+    return int(values.min()) if len(values) else 0
+
+
+def task_tests(data: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The paired tests of one task on one metric, Holm-adjusted over every comparison of
+    the task (every dataset, size, setting and baseline): one family per page."""
+    return paired_tests(data, metric)
+
+
 def headline_sentences(runs: pd.DataFrame, task: str) -> list[str]:
-    """Where AFDM helps and where it does not, per dataset of ``task``: the verdicts of
-    the first metric with results (CER; QbE mAP, else QbS mAP)."""
+    """Where AFDM helps and where it does not, as sentences, on the headline metric."""
     data = runs[runs["task"] == task] if not runs.empty else runs
-    out: list[str] = []
-    for dataset in sorted(data["dataset"].unique()) if not data.empty else []:
-        ds_runs = data[data["dataset"] == dataset]
-        for metric in TASK_METRICS[task]:
-            if not aggregate(ds_runs, metric.key).empty:
-                out += verdicts(paired_tests(ds_runs, metric), metric)
-                break
-    return out
+    data = study_runs(data)
+    metric = headline_metric(data, task)
+    if metric is None:
+        return []
+    return verdicts(task_tests(data, metric), metric)
 
 
 def headline_fragment(runs: Runs) -> str:
-    """The verdict sentences of every task, for the introduction."""
+    """The verdict table of every task, for the introduction."""
     parts = []
     for task in TASK_METRICS:
-        sentences = headline_sentences(runs.ok, task)
-        if sentences:
-            parts.append(f"**{task.capitalize()}.**\n\n"
-                         + "\n".join(f"- {s}" for s in sentences) + "\n")
+        data = study_runs(runs.ok[runs.ok["task"] == task]) if not runs.ok.empty \
+            else runs.ok
+        metric = headline_metric(data, task)
+        if metric is None:
+            continue
+        parts.append(f"**{task.capitalize()}** ({metric.label}):\n\n"
+                     + verdict_table(task_tests(data, metric), metric))
     if not parts:
         return "*No results yet: there is nothing to compare in this results folder.*\n"
     return "\n".join(parts)
 
 
+def _method_note(metric: Metric) -> str:
+    better = "lower" if metric.lower_is_better else "higher"
+    return (f"Mean over seeds with its 95% t-interval, clipped to the metric's range where "
+            f"marked {CLIPPED_MARK}, and n, the number of seeds; {better} is better.")
+
+
+def verdict_intro(metric: Metric, task: str) -> str:
+    text = (f"On {metric.label}: `afdm` minus each baseline, paired by seed (the same "
+            f"training subset and data order), with the 95% paired t-interval of the mean "
+            f"difference and n pairs. p: paired t-test (Wilcoxon signed-rank where t is "
+            f"undefined), Holm-adjusted over every comparison on this page, level {ALPHA}. "
+            f"The smallest detectable difference is the half-width of that interval: a "
+            f"true difference smaller than it could not have been told from 0 here. A "
+            f"comparison with a run that hit the step cap gets no verdict; ⚠ marks pairs "
+            f"whose two runs come from different code commits.")
+    if task == "spotting":
+        text += (f" QbS is the headline: QbE mAP is used only where every run has at least "
+                 f"{MIN_QBE_QUERIES} queries.")
+    return text + "\n\n"
+
+
 def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> str:
-    """The whole generated body of a results page for ``task``: per dataset a plot and a
-    table per metric, the paired tests, the verdict sentences; then plateau flags,
-    failures and the configuration used. ``figures`` is where PNGs go, ``figure_url``
-    how the page refers to that folder."""
+    """The whole generated body of a results page for ``task``: the verdict table, the
+    paper-shaped tables, then per dataset a plot, a table and the paired tests per metric
+    and the train/validation curves of the smallest training size; then step-cap and
+    plateau flags, failures and the configuration used. ``figures`` is where PNGs go,
+    ``figure_url`` how the page refers to that folder."""
     metrics = TASK_METRICS[task]
     data = runs.ok[runs.ok["task"] == task] if not runs.ok.empty else runs.ok
+    data = study_runs(data)
     parts = [provenance(runs)]
     if data.empty:
         parts.append(f"\n**No results yet** for {task} in this results folder. Run a sweep "
                      f"(see *Reproduce*) and rebuild the book.\n")
         parts.append(problems_fragment(runs, task))
         return "\n".join(parts)
-    summary = headline_sentences(data, task)
-    per_dataset: list[str] = []
+    headline = headline_metric(data, task)
+    aggs = {m.key: aggregate(data, m) for m in metrics}
+    tests = {m.key: task_tests(data, m) for m in metrics}
+    parts.append("\n## Where AFDM helps and where it does not\n")
+    if headline is None:
+        parts.append("\n*No metric has enough values to compare the methods.*\n")
+    else:
+        parts.append("\n" + verdict_intro(headline, task)
+                     + verdict_table(tests[headline.key], headline))
+    parts.append("\n## The study in the paper's shape\n\nOne column per dataset and "
+                 "training size, one row per method, then AFDM minus each baseline (paired "
+                 "by seed; **bold \\*** where significant after Holm). "
+                 + _method_note(metrics[0]) + " No number here is the paper's.\n")
+    for metric in metrics:
+        if aggs[metric.key].empty:
+            continue
+        note = ""
+        if metric.key == "map_qbe" and _qbe_queries(data) < MIN_QBE_QUERIES:
+            note = (f" (at least one run has only {_qbe_queries(data)} QbE queries, fewer "
+                    f"than {MIN_QBE_QUERIES}: shown, not used for verdicts)")
+        parts.append(f"\n### {metric.label}{note}\n\n"
+                     + paper_table(aggs[metric.key], tests[metric.key], metric))
     for dataset in sorted(data["dataset"].unique()):
-        sec = [f"\n## {dataset}\n"]
-        ds_runs = data[data["dataset"] == dataset]
-        for metric in metrics:
-            agg = aggregate(ds_runs, metric.key)
-            if agg.empty:
-                col = f"metrics.{metric.key}"
-                why = (f"undefined in all {len(ds_runs)} runs (no query had a relevant "
-                       f"item, e.g. no test transcription occurs twice)"
-                       if col in ds_runs.columns else "not recorded by these runs")
-                sec.append(f"\n### {metric.label}\n\n*No {metric.label}: {why}.*\n")
-                continue
-            tests = paired_tests(ds_runs, metric)
-            sec.append(f"\n### {metric.label}\n")
-            for arch in sorted(agg["arch"].dropna().unique()):
-                name = f"{task}-{dataset}-{metric.key}-{arch}.png"
-                main = agg[(agg["arch"] == arch) & (agg["setting"] == "")]
-                if main.empty:
-                    continue
-                plot_vs_size(agg[agg["arch"] == arch], metric, dataset, figures / name,
-                             arch=arch if agg["arch"].nunique() > 1 else None)
-                sec.append(f"\n![{metric.label} versus training words on {dataset}]"
-                           f"({figure_url}/{name})\n")
-            sec.append(f"\nMean ± 95% t-interval over seeds (n = number of seeds); best mean "
-                       f"per row in **bold** ({'lower' if metric.lower_is_better else 'higher'}"
-                       f" is better).\n\n")
-            sec.append(summary_table(agg, metric))
-            sec.append("\nPaired comparison (same seed, so the same training subset and "
-                       "data order):\n\n")
-            sec.append(tests_table(tests))
-            sentences = verdicts(tests, metric)
-            if metric.key == "cer":
-                weak = weak_rows_sentence(agg, dataset)
-                sentences += [weak] if weak else []
-            sec.append("\n" + "\n".join(f"- {s}" for s in sentences) + "\n")
-        # learning curves at the smallest training size: the plateau story
-        sizes = sorted(int(s) for s in ds_runs["train_size"].dropna().unique())
-        if sizes and task == "recognition":
-            name = f"{task}-{dataset}-curves-{sizes[0]}.png"
-            if plot_curves(ds_runs, dataset, sizes[0], figures / name) is not None:
-                sec.append(f"\nValidation CER during training, {sizes[0]} training words:\n\n"
-                           f"![validation curves on {dataset}]({figure_url}/{name})\n")
-        per_dataset.append("".join(sec))
-    parts.append("\n## Where AFDM helps and where it does not\n\n"
-                 f"Derived from the paired tests below on {metrics[0].label}"
-                 + (f" (or {metrics[1].label} where {metrics[0].label} is undefined)"
-                    if task == "spotting" else "") + ": paired t-test "
-                 f"(Wilcoxon signed-rank where t is undefined), Holm-adjusted over each "
-                 f"table, level {ALPHA}.\n\n"
-                 + "\n".join(f"- {s}" for s in summary) + "\n")
-    parts += per_dataset
+        parts.append(_dataset_section(data, task, dataset, aggs, tests, figures, figure_url))
+    capped = _capped_table(data)
+    if capped:
+        parts.append("\n## Runs that hit the step cap\n\n" + capped)
     if task == "recognition":
         parts.append("\n## Runs that never left the plateau\n\n" + plateau_table(data, task))
     problems = problems_fragment(runs, task)
@@ -171,3 +244,67 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
     parts.append("\n## Configuration of these runs\n\n:::{dropdown} Every setting the runs "
                  "used, next to the RunConfig default\n" + config_fragment(data) + ":::\n")
     return "\n".join(parts)
+
+
+def _dataset_section(data: pd.DataFrame, task: str, dataset: str,
+                     aggs: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],
+                     figures: Path, figure_url: str) -> str:
+    sec = [f"\n## {dataset}\n"]
+    ds_runs = data[data["dataset"] == dataset]
+    for metric in TASK_METRICS[task]:
+        agg = aggs[metric.key]
+        agg = agg[agg["dataset"] == dataset] if not agg.empty else agg
+        if agg.empty:
+            col = f"metrics.{metric.key}"
+            why = (f"undefined in all {len(ds_runs)} runs (no query had a relevant "
+                   f"item, e.g. no test transcription occurs twice)"
+                   if col in ds_runs.columns else "not recorded by these runs")
+            sec.append(f"\n### {metric.label}\n\n*No {metric.label}: {why}.*\n")
+            continue
+        sec.append(f"\n### {metric.label}\n")
+        for arch in sorted(agg["arch"].dropna().unique()):
+            name = f"{task}-{dataset}-{metric.key}-{arch}.png"
+            main = agg[(agg["arch"] == arch) & (agg["setting"] == "")]
+            if main.empty:
+                continue
+            plot_vs_size(agg[agg["arch"] == arch], metric, dataset, figures / name,
+                         arch=arch if agg["arch"].nunique() > 1 else None)
+            sec.append(f"\n![{metric.label} versus training words on {dataset}]"
+                       f"({figure_url}/{name})\n")
+        sec.append("\n" + _method_note(metric) + " Best mean per row in **bold**.\n\n")
+        sec.append(summary_table(agg, metric))
+        t = tests[metric.key]
+        sec.append("\nPaired comparison (same seed, so the same training subset and "
+                   "data order; Holm over the whole page):\n\n")
+        sec.append(tests_table(t[t["dataset"] == dataset] if not t.empty else t))
+        if metric.key == "cer":
+            weak = weak_rows_sentence(agg, dataset)
+            sec.append("\n" + weak + "\n" if weak else "")
+    # train and validation curves at the smallest training size: the regime
+    sizes = sorted(int(s) for s in ds_runs["train_size"].dropna().unique())
+    if sizes:
+        name = f"{task}-{dataset}-curves-{sizes[0]}.png"
+        if plot_curves(ds_runs, dataset, sizes[0], figures / name, task=task) is not None:
+            sec.append(f"\nLearning curves at {sizes[0]} training words: the metric on a "
+                       f"fixed training subset (left, where recorded) and on validation "
+                       f"(right). The gap between the panels is the generalisation gap."
+                       f"\n\n![train and validation curves on {dataset}]"
+                       f"({figure_url}/{name})\n")
+    return "".join(sec)
+
+
+def _capped_table(data: pd.DataFrame) -> str:
+    """Cells with a run that hit the step cap although patience was on."""
+    if "ended" not in data.columns or not (data["ended"] == "cap").any():
+        return ""
+    rows = []
+    for key, g in data.groupby(["dataset", "train_size", "setting", "method"], dropna=False):
+        capped = g[g["ended"] == "cap"]
+        if len(capped):
+            rows.append([key[0], str(int(key[1])), key[2] or "main", key[3],
+                         f"{len(capped)} of {len(g)}",
+                         ", ".join(str(int(s)) for s in sorted(capped["seed"]))])
+    return ("These runs stopped at the step cap while validation was still improving, so "
+            "they are not converged; no verdict is drawn from a comparison that includes "
+            "one.\n\n" + markdown_table(["dataset", "training words", "setting", "method",
+                                          "capped runs", "seeds"], rows))

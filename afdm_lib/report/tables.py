@@ -1,7 +1,10 @@
-"""Markdown (MyST/GFM pipe) tables of aggregated results and paired tests."""
+"""Tables of aggregated results and paired tests: markdown (MyST/GFM pipe) tables, and
+the paper-shaped table (datasets x training sizes as columns, methods as rows) as HTML,
+since a pipe table cannot span a dataset over its sizes."""
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +13,7 @@ import pandas as pd
 
 from ..config import METHODS
 from .loading import Metric
+from .stats import BETTER, CAPPED, FEW, WORSE
 
 
 def _escape(text: Any) -> str:
@@ -24,12 +28,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fmt_cell(mean: float, half: float, n: int) -> str:
-    if math.isnan(mean):
+# marks an interval that was clipped at the metric's range (see stats.clipped_interval)
+CLIPPED_MARK = "†"
+
+
+def fmt_cell(mean: float, low: float, high: float, n: int, clipped: bool = False,
+             signed: bool = False) -> str:
+    """``0.123 [0.100, 0.150] (n=3)``: mean, 95% interval, n; † when the interval was
+    clipped at the metric's range; no interval for n < 2."""
+    if mean is None or math.isnan(mean):
         return ""
-    if math.isnan(half):
-        return f"{mean:.3f} (n={n})"
-    return f"{mean:.3f} ± {half:.3f} (n={n})"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    if low is None or math.isnan(low):
+        return f"{f.format(mean)} (n={n})"
+    return (f"{f.format(mean)} [{f.format(low)}, {f.format(high)}]"
+            f"{CLIPPED_MARK if clipped else ''} (n={n})")
 
 
 def _fmt_p(p: float) -> str:
@@ -41,8 +54,8 @@ def _size_label(v: Any) -> str:
 
 
 def summary_table(agg: pd.DataFrame, metric: Metric, dataset: str | None = None) -> str:
-    """Rows (arch, train size, setting), one column per method, cells mean ± 95%
-    half-interval (n seeds); the best mean per row in bold."""
+    """Rows (arch, train size, setting), one column per method, cells mean [95%
+    interval] (n seeds); the best mean per row in bold."""
     part = agg if dataset is None else agg[agg["dataset"] == dataset]
     if part.empty:
         return "*No results yet.*\n"
@@ -64,7 +77,7 @@ def summary_table(agg: pd.DataFrame, metric: Metric, dataset: str | None = None)
                 cells.append("")
                 continue
             r = by_method[m]
-            cell = fmt_cell(r["mean"], r["half"], r["n"])
+            cell = fmt_cell(r["mean"], r["low"], r["high"], r["n"], bool(r["clipped"]))
             # mark the best only when there is something to compare and not all tie
             marked = len(set(means)) > 1 and r["mean"] == best
             cells.append(f"**{cell}**" if marked else cell)
@@ -79,16 +92,145 @@ def tests_table(tests: pd.DataFrame, dataset: str | None = None) -> str:
         return "*No paired comparisons yet (AFDM and a baseline with the same seeds).*\n"
     show_setting = (part["setting"] != "").any()
     header = (["training words"] + (["setting"] if show_setting else [])
-              + ["baseline", "pairs", "mean diff (afdm − base)", "AFDM better",
+              + ["baseline", "pairs", "mean diff (afdm − base) [95%]", "AFDM better",
                  "p t-test", "p Wilcoxon", "p Holm", "verdict"])
     rows = []
     for _, r in part.sort_values(["train_size", "setting", "baseline"]).iterrows():
         rows.append([_size_label(r["train_size"])] + ([r["setting"] or "main"]
                                                        if show_setting else [])
-                    + [r["baseline"], int(r["n"]), f"{r['diff']:+.4f}",
+                    + [r["baseline"], int(r["n"]),
+                       fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["n"]),
+                                signed=True),
                        f"{int(r['wins'])}/{int(r['n'])}", _fmt_p(r["p_t"]),
                        _fmt_p(r["p_wilcoxon"]), _fmt_p(r["p_holm"]), r["verdict"]])
     return markdown_table(header, rows)
+
+
+def _verdict_text(r: pd.Series) -> str:
+    """The verdict, short, with the flags a reader needs."""
+    text = r["verdict"]
+    if text == CAPPED:
+        text += f" ({int(r['capped'])} runs)"
+    elif text in (BETTER, WORSE):
+        text = f"**{text}**"
+    if r["cross_commit"]:
+        text += f" ⚠ {int(r['cross_commit'])}/{int(r['n'])} pairs across commits"
+    return text
+
+
+def _bound_text(r: pd.Series) -> str:
+    """The most AFDM can be better by (95%), from the paired interval: the number that
+    completes "AFDM is not better than the baseline by more than ..."."""
+    bound = r["bound"]
+    if bound is None or math.isnan(bound) or r["verdict"] == CAPPED:
+        return "–"
+    return "not better at all" if bound <= 0 else f"{bound:.3f}"
+
+
+def thin_sentence(tests: pd.DataFrame) -> str:
+    """The comparisons with fewer than two seed pairs, grouped into one sentence (a reader
+    wants the testable rows, not a list of what cannot be said)."""
+    few = tests[tests["verdict"] == FEW]
+    if few.empty:
+        return ""
+    parts = []
+    for dataset, g in few.groupby("dataset", sort=True):
+        sizes = ", ".join(_size_label(s) for s in sorted(set(g["train_size"])))
+        parts.append(f"{dataset} at {sizes}")
+    return (f"Not tested, fewer than two seed pairs ({len(few)} comparisons): "
+            + "; ".join(parts) + " training words.\n")
+
+
+def verdict_table(tests: pd.DataFrame, metric: Metric) -> str:
+    """One compact table per task: dataset, size, comparison, difference with its 95%
+    interval and n, Holm p, the smallest detectable difference (the half-width of the
+    paired interval) and the verdict; main setting only (ablations have their own page).
+    Comparisons too thin to test are one sentence below the table."""
+    part = tests[tests["setting"] == ""] if not tests.empty else tests
+    if part.empty:
+        return ("*No paired comparison yet: no AFDM and baseline runs share seed and "
+                "training subset.*\n")
+    testable = part[part["verdict"] != FEW]
+    out = ""
+    if not testable.empty:
+        rows = []
+        order = testable.sort_values(["dataset", "train_size", "baseline"])
+        for _, r in order.iterrows():
+            half = r["diff_half"]
+            rows.append([r["dataset"], _size_label(r["train_size"]),
+                         f"afdm − {r['baseline']}",
+                         fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["n"]),
+                                  signed=True),
+                         _fmt_p(r["p_holm"]),
+                         "–" if math.isnan(half) else f"±{half:.3f}",
+                         _bound_text(r), _verdict_text(r)])
+        out = markdown_table(["dataset", "training words", "comparison",
+                              f"difference in {metric.label} [95%] (n pairs)", "p (Holm)",
+                              "smallest detectable difference",
+                              "AFDM is not better by more than (95%)", "verdict"], rows)
+    else:
+        out = "*Every comparison is too thin to test.*\n"
+    thin = thin_sentence(part)
+    return out + ("\n" + thin if thin else "")
+
+
+def paper_table(agg: pd.DataFrame, tests: pd.DataFrame, metric: Metric) -> str:
+    """The paper's shape: columns are datasets x training sizes, rows the methods (mean
+    [95% interval] (n)), then AFDM minus each baseline with its paired interval; a
+    significant difference (Holm) is bold and starred. Main setting only. HTML, because
+    the dataset header spans its sizes."""
+    main = agg[agg["setting"] == ""] if not agg.empty else agg
+    if main.empty:
+        return "*No results yet.*\n"
+    show_arch = main.groupby("dataset")["arch"].nunique().max() > 1
+    columns = sorted({(r["dataset"], r["arch"], int(r["train_size"]))
+                      for _, r in main.iterrows() if not pd.isna(r["train_size"])})
+    groups: list[tuple[str, int]] = []
+    for dataset, arch, _ in columns:
+        label = f"{dataset} / {arch}" if show_arch else dataset
+        if groups and groups[-1][0] == label:
+            groups[-1] = (label, groups[-1][1] + 1)
+        else:
+            groups.append((label, 1))
+    esc = html.escape
+    head1 = "".join(f'<th colspan="{k}">{esc(label)}</th>' for label, k in groups)
+    head2 = "".join(f"<th>{size}</th>" for _, _, size in columns)
+    cells = {(r["dataset"], r["arch"], int(r["train_size"]), r["method"]): r
+             for _, r in main.iterrows() if not pd.isna(r["train_size"])}
+    body = []
+    for method in [m for m in METHODS if m in set(main["method"])]:
+        row = []
+        for col in columns:
+            r = cells.get((*col, method))
+            row.append("" if r is None else fmt_cell(r["mean"], r["low"], r["high"],
+                                                     int(r["n"]), bool(r["clipped"])))
+        body.append(f"<tr><th>{esc(method)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in row)
+                    + "</tr>")
+    main_tests = tests[tests["setting"] == ""] if not tests.empty else tests
+    pairs = {(r["dataset"], r["arch"], int(r["train_size"]), r["baseline"]): r
+             for _, r in main_tests.iterrows()}
+    for baseline in [b for b in ("none", "random") if b in set(main_tests.get("baseline", []))]:
+        row = []
+        for col in columns:
+            r = pairs.get((*col, baseline))
+            if r is None:
+                row.append("")
+                continue
+            text = esc(fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["n"]),
+                                signed=True))
+            if r["verdict"] in (BETTER, WORSE):
+                text = f"<strong>{text} *</strong>"
+            elif r["verdict"] == CAPPED:
+                text += " (cap)"
+            row.append(text)
+        body.append(f"<tr><th>AFDM − {esc(baseline)}</th>" + "".join(
+            f"<td>{c}</td>" for c in row) + "</tr>")
+    table = (f'<div class="afdm-paper-table" style="overflow-x:auto">\n'
+             f'<table class="table">\n<thead><tr><th rowspan="2">{esc(metric.label)}</th>'
+             f"{head1}</tr><tr>{head2}</tr></thead>\n<tbody>\n" + "\n".join(body)
+             + "\n</tbody></table>\n</div>\n")
+    return table
+
 
 
 def plateau_table(runs: pd.DataFrame, task: str) -> str:
