@@ -114,6 +114,19 @@ def gw_layout(root: Path) -> tuple[str, Path] | None:
     return None
 
 
+PAGE_SUFFIXES = (".jpg", ".png", ".tif", ".tiff", ".jpeg")
+
+
+def page_path(base: Path, page: str) -> Path:
+    """``pages/<page>.jpg`` (the distributed scans), or the page under another image
+    suffix when a copy was converted; the .jpg path when none exists (reported later)."""
+    for suffix in PAGE_SUFFIXES:
+        cand = base / "pages" / f"{page}{suffix}"
+        if cand.is_file():
+            return cand
+    return base / "pages" / f"{page}.jpg"
+
+
 def _probe(p: Path) -> bool:
     return p.is_dir() and gw_layout(p) is not None
 
@@ -243,7 +256,7 @@ class CropStore:
                folder: Path) -> CropStore:
         parts, items, offset = [], [], 0
         for page in sorted(boxes):
-            path = base / "pages" / f"{page}.jpg"
+            path = page_path(base, page)
             try:
                 with Image.open(path) as im:
                     gray = np.asarray(to_gray(im))
@@ -302,7 +315,7 @@ def _page_sizes(base: Path, pages: set[str]) -> dict[str, tuple[int, int] | None
     sizes: dict[str, tuple[int, int] | None] = {}
     for page in pages:
         try:
-            with Image.open(base / "pages" / f"{page}.jpg") as im:
+            with Image.open(page_path(base, page)) as im:
                 sizes[page] = im.size  # reads the header only
         except (OSError, ValueError):
             sizes[page] = None  # build() reports the page itself
@@ -335,11 +348,12 @@ def load_gw_folds(base: Path, split: str, fold: int, size: int | None, strict: b
         if not reason and s.box is not None and wh is not None:
             x0, y0, x1, y1 = s.box
             if x1 > wh[0] or y1 > wh[1]:
-                reason = f"word box {s.box} reaches outside page {s.page}.jpg ({wh[0]}x{wh[1]})"
+                reason = (f"word box {s.box} reaches outside page "
+                          f"{page_path(base, s.page).name} ({wh[0]}x{wh[1]})")
         if reason:
             problems.add(s.where, reason)
             continue
-        samples.append(Sample(base / "pages" / f"{s.page}.jpg", s.word, None, s.where, s.box))
+        samples.append(Sample(page_path(base, s.page), s.word, None, s.where, s.box))
     words = build("gw", split, samples, problems, size, verify)
     if not words.samples:
         return GWWords(words, None)
@@ -347,7 +361,7 @@ def load_gw_folds(base: Path, split: str, fold: int, size: int | None, strict: b
     for s in every_spot:
         if sizes.get(s.page) is not None and s.box is not None:
             boxes.setdefault(s.page, set()).add(s.box)
-    sources = [base / "pages" / f"{p}.jpg" for p in sorted(boxes)] + fold_files
+    sources = [page_path(base, p) for p in sorted(boxes)] + fold_files
     return GWWords(words, CropStore.open_or_build(base, sources, boxes))
 
 
