@@ -53,6 +53,7 @@ from ._real_base import (
     build,
     cache_dir,
     id_matches,
+    ink_high,
     inside,
     owned,
     read_id_list,
@@ -210,13 +211,14 @@ def file_sha256(path: Path) -> str:
 
 
 class CropStore:
-    """Word crops of page boxes (grey, as scanned) in one flat uint8 array + an index
+    """Word images of page boxes (ink high, as :class:`ImageWords` gives them: the
+    contrast stretch is done once here, not at every read) in one flat uint8 array + an index
     ``(page, x0, y0, x1, y1) -> (offset, h, w)``. On disk it is ``crops.npy`` (memory-
     mapped: the splits and parallel runs share it) and ``index.json`` beside it, in
     ``$AFDM_CACHE/gw-crops/<key>``, ``key`` the sha256 of the source files' sha256s, so a
     changed page or fold file makes a new cache instead of serving stale crops."""
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, blob: np.ndarray, index: dict[tuple, tuple[int, int, int]],
                  folder: Path | None) -> None:
@@ -263,7 +265,7 @@ class CropStore:
             except (OSError, ValueError, Image.DecompressionBombError):
                 continue  # build() reports the page; its words fall back to the page
             for x0, y0, x1, y1 in sorted(boxes[page]):
-                crop = gray[max(0, y0): y1, max(0, x0): x1]
+                crop = ink_high(gray[max(0, y0): y1, max(0, x0): x1])
                 if crop.size == 0:
                     continue
                 parts.append(crop.ravel())
@@ -290,19 +292,20 @@ class CropStore:
 
 
 class GWWords(ImageWords):
-    """GW words: crops from the :class:`CropStore`, else from the page (the base class)."""
+    """GW words: from the :class:`CropStore`, else cropped from the page (the base class)."""
 
     def __init__(self, words: ImageWords, store: CropStore | None) -> None:
         super().__init__(words.name, words.samples, words.split, words.problems,
                          words.strict)
         self.store = store
 
-    def _read(self, sample: Sample) -> np.ndarray:
+    def raw_image(self, index: int) -> np.ndarray:
+        sample = self.samples[index]
         if self.store is not None and sample.box is not None:
             crop = self.store.get(sample.path.stem, sample.box)
             if crop is not None:
-                return crop
-        return super()._read(sample)
+                return np.array(crop)  # a private copy of the mapped bytes
+        return super().raw_image(index)
 
     def width_hint(self, index: int) -> float:
         box = self.samples[index].box

@@ -81,11 +81,14 @@ def test_crop_cache_is_reused_and_keyed_by_the_files(tmp_path, cache, monkeypatc
     other = load_dataset("gw", root, "test", fold=3)  # any fold and split: the same cache
     assert built == [] and len(other) == 2
     assert all(np.array_equal(a, again.raw_image(i)) for i, a in enumerate(images))
-    # the crops are the page's pixels, not a stale copy
+    # the cached words are the page's pixels made ink high, as read without the cache
     with Image.open(tmp_path / "gw" / "pages" / "270.jpg") as im:
         page = np.asarray(_real_base.to_gray(im))
     x0, y0, x1, y1 = again.samples[0].box
-    assert np.array_equal(again._read(again.samples[0]), page[y0:y1, x0:x1])
+    assert np.array_equal(again.raw_image(0), _real_base.ink_high(page[y0:y1, x0:x1]))
+    uncached = gw.GWWords(again, None)
+    assert all(np.array_equal(uncached.raw_image(i), again.raw_image(i))
+               for i in range(len(again)))
     # a changed source file makes a new cache instead of serving the old crops
     gw_page(tmp_path / "gw" / "pages" / "270.jpg", [])
     load_dataset("gw", root, "train", fold=2)
