@@ -133,10 +133,11 @@ def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int =
     setup = warps.load_warp_setup(checkpoint)
     if setup.afdm is None:
         raise ReportError(f"{checkpoint}: not a checkpoint of an AFDM run")
-    images, _widths, _texts = warps.sample_words(setup.cfg, n_words)
-    learned = warps.warp_view(setup.model, setup.afdm, images)
+    images, widths, _texts = warps.sample_words(setup.cfg, n_words)
+    # each word warped over its own width, as the trainer warps it
+    learned = warps.warp_view(setup.model, setup.afdm, images, widths=widths)
     twin = warps.random_twin(cfg=setup.cfg, model=setup.model, afdm=setup.afdm)
-    random = warps.warp_view(setup.model, twin, images)
+    random = warps.warp_view(setup.model, twin, images, widths=widths)
     fig = warps.plot_side_by_side([learned, random], images[0], 0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,10 +290,11 @@ def _fmt(v: Any) -> str:
 
 
 def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
-                   ckpts: Sequence[Path], n_words: int = 64, draws: int = 5) -> str:
+                   ckpts: Sequence[Path], n_words: int = 32, draws: int = 5) -> str:
     """The Warps page's probe section: the last recorded probe per cell, the probe of
-    the kept AFDM checkpoints (recomputed here, for runs that predate it), and the
-    probe over training of the runs of those checkpoints."""
+    the kept AFDM checkpoints (recomputed here, for runs that predate it; 32 words like
+    the trainer's probe batch, which keeps the book build short), and the probe over
+    training of the runs of those checkpoints."""
     out = ["\n## Does the adversary act? The probe\n",
            "On a fixed batch the trainer measures, at every validation point, the task loss "
            "with no warp, under random warps of the same bound and under the AFDM's warp; "
