@@ -104,7 +104,8 @@ class LocalisationNet(nn.Module):
     """Reads F and predicts, per channel group, raw (pre-tanh) displacements of the K
     control points. The last layer starts at zero, so the first warp is the identity."""
 
-    def __init__(self, channels: int, groups: int, num_points: int, hidden: int = 64) -> None:
+    def __init__(self, channels: int, groups: int, num_points: int, hidden: int = 64,
+                 norm: bool = False) -> None:
         super().__init__()
         mid = max(16, min(hidden, channels))
         self.features = nn.Sequential(
@@ -112,14 +113,24 @@ class LocalisationNet(nn.Module):
             nn.Conv2d(mid, mid, 3, padding=1), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d((2, 4)),
         )
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(mid * 8, hidden), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(mid * 8, hidden))
+        # norm: BatchNorm of the hidden layer, so every hidden unit varies over the batch
+        # at unit scale. Without it the hidden activations barely differ between words
+        # and the output bias (one warp for all) learns far faster than the weights
+        self.norm = nn.BatchNorm1d(hidden) if norm else None
         self.out = nn.Linear(hidden, groups * num_points * 2)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.groups, self.num_points = groups, num_points
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        raw = self.out(self.fc(self.features(f)))
+        h = self.fc(self.features(f))
+        if self.norm is not None and self.training and h.shape[0] == 1:
+            n = self.norm  # a batch of one has no batch statistics: use the running ones
+            h = F.batch_norm(h, n.running_mean, n.running_var, n.weight, n.bias, False, 0.0, n.eps)
+        elif self.norm is not None:
+            h = self.norm(h)
+        raw = self.out(torch.relu(h))
         return raw.view(f.shape[0], self.groups, self.num_points, 2)
 
 
@@ -147,7 +158,7 @@ class AFDM(nn.Module):
     def __init__(self, channels: int, groups: int = 4, rows: int = 3, cols: int = 3,
                  max_shift: float = 0.1, mode: str = "adversarial", hidden: int = 64,
                  noise: float = 0.0, random_shift: str = "uniform",
-                 random_scale: float = 1.0) -> None:
+                 random_scale: float = 1.0, loc_norm: bool = False) -> None:
         super().__init__()
         if mode not in ("adversarial", "random"):
             raise ValueError(f"mode={mode!r}; choose 'adversarial' or 'random'")
@@ -159,7 +170,8 @@ class AFDM(nn.Module):
         self.noise, self.random_shift, self.random_scale = noise, random_shift, random_scale
         self.grid = TPSGridGenerator(rows, cols)
         k = rows * cols
-        self.loc = LocalisationNet(channels, groups, k, hidden) if mode == "adversarial" else None
+        self.loc = (LocalisationNet(channels, groups, k, hidden, loc_norm)
+                    if mode == "adversarial" else None)
         self.generator: torch.Generator | None = None  # random draws; None = global RNG
         # what the last forward did, for the trainer's penalty, probe and records
         self.last_points: torch.Tensor | None = None
@@ -223,7 +235,13 @@ class AFDM(nn.Module):
             gx, gy = grid[..., 0], grid[..., 1]
             outside = ((gx < lo_x[:, None, None] - 1e-6) | (gx > hi_x[:, None, None] + 1e-6)
                        | (gy.abs() > 1 + 1e-6))
-            self.last_clamped = float(outside.float().mean())
+            if valid is not None:  # count only the word's own columns, not its padding
+                inside = (torch.arange(w, device=f.device)[None, :]
+                          < valid.to(f.device)[:, None]).repeat_interleave(self.groups, 0)
+                outside = outside & inside[:, None, :]
+                self.last_clamped = float(outside.sum() / (inside.sum() * h).clamp_min(1))
+            else:
+                self.last_clamped = float(outside.float().mean())
             gx = torch.maximum(torch.minimum(gx, hi_x[:, None, None]), lo_x[:, None, None])
             grid = torch.stack([gx, gy.clamp(-1, 1)], dim=-1)
             grouped = f32.reshape(b * self.groups, c // self.groups, h, w)

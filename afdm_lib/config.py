@@ -27,7 +27,8 @@ EXECUTION_KEYS = ("device", "workers", "quiet", "compile")
 # default. The adversary fixes of issue 15/16 changed behaviour, so they get legacy values.
 LEGACY_DEFAULTS: dict[str, Any] = {"afdm_penalty": 0.0, "afdm_noise": 0.0,
                                    "random_shift": "uniform", "random_scale": 1.0,
-                                   "afdm_reuse_features": False, "protocol": 1}
+                                   "afdm_reuse_features": False, "afdm_loc_norm": False,
+                                   "protocol": 1}
 # field annotation -> accepted Python types (a JSON config can hold anything)
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "int": ((int,), "an integer"), "float": ((int, float), "a number"),
@@ -102,6 +103,7 @@ class RunConfig:
     # training (the adversary must be good for a neighbourhood of warps, not one corner)
     afdm_penalty: float = 0.1
     afdm_noise: float = 1.0
+    afdm_loc_norm: bool = True  # BatchNorm in the localisation net's hidden layer
     # the cheaper adversary step: reuse the recognizer step's T_A features (detached) so
     # the AFDM step runs only the module, T_B and its backward (off: the exact schedule)
     afdm_reuse_features: bool = False

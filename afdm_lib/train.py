@@ -124,7 +124,7 @@ def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
         return AFDM(model.afdm_channels, groups, cfg.grid_rows, cfg.grid_cols, cfg.max_shift,
                     mode="adversarial" if cfg.method == "afdm" else "random",
                     noise=cfg.afdm_noise, random_shift=cfg.random_shift,
-                    random_scale=cfg.random_scale)
+                    random_scale=cfg.random_scale, loc_norm=cfg.afdm_loc_norm)
 
 
 def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:
@@ -191,6 +191,12 @@ def to_device(images: torch.Tensor, widths: torch.Tensor, device: torch.device,
             widths.to(device, non_blocking=True))
 
 
+def _same_run(saved: dict[str, Any], cfg: RunConfig) -> bool:
+    """Whether a stored config is ``cfg`` up to execution-only keys (device, quiet, ...)."""
+    mine = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS}
+    return {k: v for k, v in saved.items() if k not in EXECUTION_KEYS} == mine
+
+
 class Trainer:
     """One run: ``Trainer(cfg, out).run()`` trains, evaluates and writes the record."""
 
@@ -219,7 +225,7 @@ class Trainer:
         error a ``failed`` record with the reason is written, then the error is raised."""
         cfg = self.cfg
         done = read_record(self.out)
-        if done is not None and done["status"] == "ok" and done["config"] == cfg.to_dict():
+        if done is not None and done["status"] == "ok" and _same_run(done["config"], cfg):
             self._say(f"{self.out} is already finished ({done['metrics'].get('steps')} steps); "
                       f"nothing to do")
             return done
@@ -549,11 +555,10 @@ class Trainer:
         ckpt = load_checkpoint(path)
         saved = ckpt.get("config")
         saved = saved if isinstance(saved, dict) else {}
-        same = {k: v for k, v in saved.items() if k not in EXECUTION_KEYS}
-        mine = {k: v for k, v in self.cfg.to_dict().items()
-                if k not in EXECUTION_KEYS}
-        if same != mine:
-            diff = sorted(k for k in mine if mine.get(k) != same.get(k))
+        if not _same_run(saved, self.cfg):
+            mine = self.cfg.to_dict()
+            diff = sorted(k for k in mine if k not in EXECUTION_KEYS
+                          and mine.get(k) != saved.get(k))
             raise CheckpointError(f"{path}: checkpoint of a different run (config differs in "
                                   f"{diff}); use another --out folder")
         try:

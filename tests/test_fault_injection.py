@@ -62,6 +62,15 @@ def test_train_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     strip = [{k: v for k, v in p.items() if k != "seconds"} for p in whole["curve"]]
     assert [{k: v for k, v in p.items() if k != "seconds"} for p in record["curve"]] == strip
     assert record["config"] == whole["config"]
+    # the record names the resume: from which step, and when; the uninterrupted run has none
+    assert [r["step"] for r in record["resumes"]] == [killed_at["state"]["step"]]
+    assert whole["resumes"] == []
+    assert record["timings"]["wall_seconds_total"] >= record["timings"]["total_seconds"]
+    if "--quiet" in LONG:
+        assert "resuming" not in done.stderr
+    # not quiet: the same command says that the run is already finished
+    again = run("train", "--out", str(out), *[a for a in LONG if a != "--quiet"])
+    assert again.returncode == 0 and "already finished" in again.stderr, again.stderr
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_a_loadable_checkpoint(tmp_path):
