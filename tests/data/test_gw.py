@@ -214,3 +214,14 @@ def test_real_spot_lines_parse(tmp_path):
 
 def test_shared_root_found_without_a_root(shared_cache):
     assert Path(load_dataset("gw", None, "val", fold=4).samples[0].path).parent.name == "pages"
+
+
+def test_converted_pages_are_found(tmp_path, cache):
+    write_gw_folds(tmp_path / "gw")
+    jpg = tmp_path / "gw" / "pages" / "270.jpg"
+    with Image.open(jpg) as im:
+        im.save(jpg.with_suffix(".png"))
+    jpg.unlink()
+    ds = load_dataset("gw", str(tmp_path / "gw"), "test", fold=2)
+    assert ds.texts == ["lar", "you"] and ds.problems == []
+    assert ds.samples[0].path.name == "270.png" and ds.raw_image(0).shape == (79, 124)
