@@ -1,11 +1,15 @@
 # Two entry points for a fresh machine: `make study` and `make test`.
 # Both create .venv and install everything they need (system fonts/word lists and
-# Chromium with apt when it is available, then the pinned CPU torch, then the project).
+# Chromium with apt when it is available, then the exact versions of requirements.lock,
+# the CPU torch among them, then the project). `make lock` regenerates the lock.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH_VERSION ?= 2.13.0
+# Exact versions and hashes of every Python package `make setup` installs, compiled from
+# pyproject.toml and lock-pins.in (torch 2.13.0 CPU, pip, setuptools) by `make lock`.
+LOCK := requirements.lock
+PIP_TOOLS_VERSION := 7.7.0
 RESULTS ?= results/quick
 # Every name exists in Debian 12 (bookworm). Fonts and word lists feed synth-* (see
 # afdm_lib/data/synth.py); libraqm0 + libfribidi0 give Pillow complex-script shaping.
@@ -18,7 +22,7 @@ APT_PACKAGES := fontconfig fonts-dejavu-core fonts-noto-core \
   fonts-urw-base35 wamerican hunspell-bn hunspell-hi libfribidi0 libraqm0 \
   chromium chromium-driver
 
-.PHONY: setup system venv test study quick cpu book bench lint clean
+.PHONY: setup system venv test study quick cpu book bench lint lock clean
 
 setup: system $(BIN)/afdm
 
@@ -40,11 +44,13 @@ system: .system-stamp
 	fi
 	@touch .system-stamp
 
-$(BIN)/afdm: pyproject.toml
+# The lock holds every dependency with its hashes (pip refuses anything else); the project
+# itself then goes in without dependencies and without build isolation, which would
+# fetch an unpinned setuptools.
+$(BIN)/afdm: pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name afdm-study --display-name "Python (afdm-study)" >/dev/null
 	@touch $(BIN)/afdm
 
@@ -67,6 +73,19 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check afdm_lib tests
+
+# Regenerate the lock with the newest versions pyproject.toml and lock-pins.in admit (to
+# try newer versions: `make lock`, then `make test`). pip-tools runs in a throwaway venv
+# so that its own dependencies never mix with the project's.
+lock:
+	@tool=$$(mktemp -d) && trap 'rm -rf "$$tool"' EXIT && \
+	$(PY) -m venv "$$tool" && \
+	"$$tool/bin/pip" install -q pip-tools==$(PIP_TOOLS_VERSION) && \
+	CUSTOM_COMPILE_COMMAND="make lock" "$$tool/bin/pip-compile" --quiet --upgrade \
+	  --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --no-emit-index-url --no-emit-find-links \
+	  --output-file $(LOCK) pyproject.toml lock-pins.in
+	@echo "wrote $(LOCK) (sha256 $$(sha256sum $(LOCK) | cut -c1-12)...); run make test"
 
 clean:
 	rm -rf $(VENV) .system-stamp book/_build

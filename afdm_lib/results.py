@@ -4,17 +4,22 @@ A record is ``<run dir>/record.json``::
 
     {"schema": 1, "status": "ok" | "failed", "error": str | None,
      "config": {...RunConfig...}, "metrics": {...}, "curve": [...],
-     "timings": {...}, "sizes": {...}, "environment": {versions, device, git commit},
-     "determinism": {...}, "started": iso, "finished": iso}
+     "timings": {...}, "sizes": {...},
+     "environment": {versions, device, git commit, lock_file, lock_sha256, lock_mismatches},
+     "determinism": {...}, "started": iso, "finished": iso,
+     "data_fingerprint": {...} (synth-* runs: fonts and word lists, see data/synth.py)}
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import errno
+import functools
+import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +27,11 @@ from typing import Any
 
 SCHEMA = 1
 RECORD = "record.json"
+REPO = Path(__file__).resolve().parents[1]
+LOCK = REPO / "requirements.lock"
+"""The lock file (``make lock``): exact versions and hashes of every package ``make setup``
+installs. Every record names its sha256, so a reader can tell which lock a result came
+from."""
 
 
 class ResultsError(OSError):
@@ -85,13 +95,53 @@ def now() -> str:
 
 
 def git_commit() -> str | None:
-    repo = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=5)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """Hex sha256 of a file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _normalise(name: str) -> str:
+    # PEP 503: the lock writes "typing-extensions", pip freeze "typing_extensions"
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions(lock: str | Path = LOCK) -> dict[str, str]:
+    """``{normalised name: version}`` of every ``name==version`` line of a lock file
+    (pip-compile's format); empty when there is no lock."""
+    try:
+        text = Path(lock).read_text()
+    except OSError:
+        return {}
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", text, flags=re.M)
+    return {_normalise(name): version for name, version in pins}
+
+
+@functools.lru_cache(maxsize=1)
+def lock_mismatches(lock: str | Path = LOCK) -> tuple[str, ...]:
+    """Locked packages whose installed version differs (``"name: installed X, locked
+    Y"``), or that are not installed. Empty when the environment is the lock's. Cached:
+    the installed set does not change under a running process (and reading the metadata
+    of some 200 distributions is not free)."""
+    from importlib import metadata
+
+    installed = {_normalise(d.metadata["Name"] or ""): d.version for d in metadata.distributions()}
+    out = []
+    for name, version in sorted(locked_versions(lock).items()):
+        have = installed.get(name)
+        if have != version:
+            out.append(f"{name}: installed {have or 'nothing'}, locked {version}")
+    return tuple(out)
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:
@@ -106,6 +156,9 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "platform": platform.platform(), "processor": platform.machine(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "device": device, "git_commit": git_commit(),
+        # which lock the environment was installed from, and whether it still is that
+        "lock_file": LOCK.name, "lock_sha256": file_sha256(LOCK),
+        "lock_mismatches": list(lock_mismatches()) if LOCK.exists() else None,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -154,7 +207,9 @@ def load_records(root: str | Path = "results"):
         row = {"path": str(path.parent), "status": rec["status"], "error": rec.get("error"),
                "cell_id": rec.get("cell_id"), "preset": rec.get("preset"),
                "finished": rec.get("finished"),
-               "git_commit": rec.get("environment", {}).get("git_commit")}
+               "git_commit": rec.get("environment", {}).get("git_commit"),
+               "lock_sha256": rec.get("environment", {}).get("lock_sha256"),
+               "data_fingerprint": (rec.get("data_fingerprint") or {}).get("sha256")}
         for part in ("config", "metrics", "timings", "sizes"):
             for key, value in (rec.get(part) or {}).items():
                 if not isinstance(value, (dict, list)):

@@ -1,0 +1,60 @@
+"""The pinned environment: requirements.lock covers pyproject.toml, pins the CPU torch
+with hashes, and is what this environment has installed (CI installs from it)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from afdm_lib.results import LOCK, _normalise, environment, lock_mismatches, locked_versions
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _declared() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values()
+                                      for r in extra]
+    names = set()
+    for req in reqs:
+        if "python_version < '3.11'" in req:  # not installed on the locked Python (3.11)
+            continue
+        names.add(_normalise(re.match(r"[A-Za-z0-9._-]+", req).group(0)))
+    return names
+
+
+def test_lock_covers_pyproject_and_pins_the_cpu_torch():
+    pins = locked_versions()
+    missing = _declared() - set(pins)
+    assert not missing, f"not in requirements.lock (run `make lock`): {sorted(missing)}"
+    # the CPU build: PyPI's plain 2.13.0 is the CUDA one, which pulls nvidia-* wheels
+    assert pins["torch"] == "2.13.0+cpu"
+    assert not [n for n in pins if n.startswith("nvidia-") or n == "triton"]
+    # the tools `make setup` installs with are locked too
+    assert {"pip", "setuptools"} <= set(pins)
+
+
+def test_every_locked_package_has_a_hash():
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text())
+    pinned = [b for b in blocks if re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*==", b)]
+    assert len(pinned) == len(locked_versions())
+    unhashed = [b.split()[0] for b in pinned if "--hash=sha256:" not in b]
+    assert not unhashed
+
+
+def test_installed_environment_is_the_lock():
+    # fails in a venv that drifted from the lock: `make setup` reinstalls from it
+    assert lock_mismatches() == ()
+
+
+def test_records_name_the_lock():
+    env = environment()
+    assert env["lock_file"] == "requirements.lock"
+    assert re.fullmatch(r"[0-9a-f]{64}", env["lock_sha256"])
+    assert env["lock_mismatches"] == []
