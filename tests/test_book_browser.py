@@ -73,7 +73,8 @@ def book(tmp_path_factory) -> Path:
 
 def test_book_has_every_page(book: Path):
     for page in ("intro", "method", "data", "results-recognition", "results-spotting",
-                 "paper-numbers", "warps", "benchmarks", "reproduce", "deviations"):
+                 "ablation", "paper-numbers", "warps", "benchmarks", "reproduce",
+                 "deviations"):
         assert (book / f"{page}.html").is_file(), page
     log = (book.parent / "book-build.log").read_text()
     assert "WARNING" not in log, [line for line in log.splitlines() if "WARNING" in line]
@@ -82,7 +83,9 @@ def test_book_has_every_page(book: Path):
     assert "No results yet" not in recognition
     assert "train_images_per_s" in (book / "benchmarks.html").read_text()
     intro = (book / "intro.html").read_text()
-    assert "Where AFDM helps and where it does not" in intro and "Recognition." in intro
+    assert "Where AFDM helps and where it does not" in intro
+    assert "<strong>Recognition</strong> (CER)" in intro
+    assert "smallest detectable difference" in intro
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +132,69 @@ def test_results_pages_render_tables_and_plots(book: Path, driver):
         assert not broken, f"{name}: images that did not load: {broken}"
         # the best-cell marking and the paired tests are on the page
         text = driver.execute_script("return document.querySelector('main').innerText")
-        assert "Paired comparison" in text and "±" in text
+        assert "Paired comparison" in text and "(n=2)" in text
+
+
+# the headers of a table, by the page's JavaScript: one list per table in <main>
+TABLE_HEADERS = ("return [...document.querySelectorAll('main table')].map(t => "
+                 "[...t.querySelectorAll('th')].map(h => h.innerText.trim()))")
+
+
+def test_results_pages_open_with_verdict_and_paper_tables(book: Path, driver):
+    """Issue 13: a compact verdict table and a paper-shaped table (datasets x sizes as
+    columns, methods and AFDM minus each baseline as rows) on both results pages."""
+    for name in RESULT_PAGES:
+        _open(driver, book / name)
+        headers = driver.execute_script(TABLE_HEADERS)
+        verdict = [h for h in headers if "smallest detectable difference" in h]
+        assert len(verdict) == 1, f"{name}: {headers}"
+        assert {"dataset", "training words", "comparison", "p (Holm)",
+                "verdict"} <= set(verdict[0])
+        paper = driver.execute_script(
+            "return [...document.querySelectorAll('main .afdm-paper-table table')].map("
+            "t => [...t.querySelectorAll('tbody th')].map(h => h.innerText.trim()))")
+        assert paper, f"{name}: no paper-shaped table"
+        assert all(rows[:3] == ["none", "random", "afdm"] and "AFDM − none" in rows
+                   for rows in paper), paper
+        # the verdict table comes first
+        text = driver.execute_script("return document.querySelector('main').innerText")
+        assert text.index("smallest detectable difference") < text.index(
+            "The study in the paper"), name
+
+
+def test_no_long_list_of_untestable_settings(book: Path, driver):
+    """Thin comparisons are one sentence, never a bullet list of more than 5."""
+    for name in (*RESULT_PAGES, "intro.html"):
+        _open(driver, book / name)
+        lists = driver.execute_script(
+            "return [...document.querySelectorAll('main ul')].map(u => "
+            "[...u.children].map(li => li.innerText))")
+        for items in lists:
+            thin = [i for i in items if "too few" in i or "fewer than two" in i
+                    or "Not tested" in i]
+            assert len(thin) <= 5, f"{name}: a list of {len(thin)} untestable settings"
+
+
+def test_no_interval_leaves_the_metric_range(book: Path, driver):
+    """Every interval in a table: a metric's within [0, 1], a signed difference's within
+    [-1, 1] (t-intervals over 2 seeds reach far past both unless clipped)."""
+    import re
+
+    pattern = re.compile(r"\[([+-]?)(\d+\.\d+), ([+-]?)(\d+\.\d+)\]")
+    seen = 0
+    for name in (*RESULT_PAGES, "intro.html", "ablation.html"):
+        _open(driver, book / name)
+        cells = driver.execute_script(
+            "return [...document.querySelectorAll('main td')].map(c => c.innerText)")
+        for cell in cells:
+            for m in pattern.finditer(cell):
+                seen += 1
+                low = float(m.group(1) + m.group(2))
+                high = float(m.group(3) + m.group(4))
+                signed = bool(m.group(1) or m.group(3))
+                bound = (-1.0, 1.0) if signed else (0.0, 1.0)
+                assert bound[0] <= low <= high <= bound[1], f"{name}: {cell}"
+    assert seen > 10
 
 
 def test_equations_render_offline(book: Path, driver):

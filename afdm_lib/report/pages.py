@@ -20,6 +20,7 @@ from .loading import (
 from .stats import aggregate, paired_tests, verdicts, weak_rows_sentence
 from .tables import (
     CLIPPED_MARK,
+    _size_label,
     markdown_table,
     paper_table,
     plateau_table,
@@ -301,7 +302,7 @@ def _capped_table(data: pd.DataFrame) -> str:
     for key, g in data.groupby(["dataset", "train_size", "setting", "method"], dropna=False):
         capped = g[g["ended"] == "cap"]
         if len(capped):
-            rows.append([key[0], str(int(key[1])), key[2] or "main", key[3],
+            rows.append([key[0], _size_label(key[1]), key[2] or "main", key[3],
                          f"{len(capped)} of {len(g)}",
                          ", ".join(str(int(s)) for s in sorted(capped["seed"]))])
     return ("These runs stopped at the step cap while validation was still improving, so "
