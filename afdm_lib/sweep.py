@@ -42,7 +42,8 @@ KERNEL = "afdm-study"  # installed into the venv by `make setup` (a unique name:
 NOTEBOOK_PARAMETERS = ("dataset", "task", "arch", "method", "train_size", "fraction", "seed",
                        "epochs", "device")
 PRESET_KEYS = {"description", "seeds", "methods", "max_jobs", "config", "grid"}
-GRID_KEYS = {"task", "arch", "datasets", "train_sizes", "fractions", "config", "notebook"}
+GRID_KEYS = {"task", "arch", "datasets", "train_sizes", "fractions", "config", "notebook",
+             "seeds", "vary"}
 
 
 class SweepError(ConfigError):
@@ -84,10 +85,12 @@ def load_presets(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     return data
 
 
-def cell_id(cfg: RunConfig) -> str:
-    """A readable, unique id: ``recognition-crnn-digits-bangla-n500-afdm-s0``."""
+def cell_id(cfg: RunConfig, varied: dict[str, Any] | None = None) -> str:
+    """A readable, unique id: ``recognition-crnn-digits-bangla-n500-afdm-s0``; an ablation
+    cell names the setting it varies: ``...-afdm-max_shift0.2-s0``."""
     size = f"n{cfg.train_size}" if cfg.fraction is None else f"f{cfg.fraction:g}"
-    return f"{cfg.task}-{cfg.arch}-{cfg.dataset}-{size}-{cfg.method}-s{cfg.seed}"
+    label = "".join(f"-{k}{v}" for k, v in sorted((varied or {}).items()))
+    return f"{cfg.task}-{cfg.arch}-{cfg.dataset}-{size}-{cfg.method}{label}-s{cfg.seed}"
 
 
 def _as_list(where: str, table: dict, key: str, kind: type | tuple) -> list:
@@ -143,21 +146,37 @@ def expand(name: str, path: str | Path | None = None, device: str | None = None)
             base["arch"] = block["arch"]
         if device is not None:
             base["device"] = device
-        blocks.append((bwhere, notebook, base, sizes, _as_list(bwhere, block, "datasets", str)))
+        block_seeds = _as_list(bwhere, block, "seeds", int) if "seeds" in block else seeds
+        # vary = {key = [values]}: one setting per value, each changing one key of the base
+        # (an ablation); no vary = the base setting itself
+        vary = block.get("vary", {})
+        if not isinstance(vary, dict):
+            raise SweepError(f"{bwhere}: 'vary' must be a table of key = [values]")
+        for key, values in vary.items():
+            if not isinstance(values, list) or not values or not all(
+                    isinstance(v, (bool, int, float, str)) for v in values):
+                raise SweepError(f"{bwhere}: vary.{key} must be a non-empty list of values")
+        settings: list[dict[str, Any]] = [{}] if not vary else [
+            {key: v} for key, values in vary.items() for v in values]
+        blocks.append((bwhere, notebook, base, sizes,
+                       _as_list(bwhere, block, "datasets", str), block_seeds, settings))
     # seeds outermost: an interrupted sweep has whole method comparisons for the first seeds
     cells: list[Cell] = []
-    for seed in seeds:
-        for bwhere, notebook, base, sizes, datasets in blocks:
+    for seed in sorted({s for b in blocks for s in b[5]}):
+        for bwhere, notebook, base, sizes, datasets, block_seeds, settings in blocks:
+            if seed not in block_seeds:
+                continue
             for dataset in datasets:
                 for size in sizes:
-                    for method in methods:
-                        values = {**base, **size, "dataset": dataset, "method": method,
-                                  "seed": seed}
-                        try:
-                            cfg = RunConfig.from_dict(values)
-                        except (ConfigError, TypeError) as exc:
-                            raise SweepError(f"{bwhere}: {exc}") from exc
-                        cells.append(Cell(cell_id(cfg), notebook, cfg))
+                    for setting in settings:
+                        for method in methods:
+                            values = {**base, **size, **setting, "dataset": dataset,
+                                      "method": method, "seed": seed}
+                            try:
+                                cfg = RunConfig.from_dict(values)
+                            except (ConfigError, TypeError) as exc:
+                                raise SweepError(f"{bwhere}: {exc}") from exc
+                            cells.append(Cell(cell_id(cfg, setting), notebook, cfg))
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

@@ -254,6 +254,9 @@ class Trainer:
 
     def _train(self) -> dict[str, Any]:
         cfg = self.cfg
+        if cfg.protocol != 2:
+            raise ConfigError(f"protocol={cfg.protocol}: records of protocol 1 were made by an "
+                              f"older trainer; this one runs protocol 2")
         t0 = time.perf_counter()
         determinism = seed_everything(cfg.seed)
         torch.set_num_threads(cfg.threads)

@@ -311,3 +311,26 @@ def test_the_probe_tells_a_collapsed_adversary_from_an_active_one():
     for key in ("loss_clean", "loss_random", "loss_afdm", "loss_random_matched", "clamped"):
         assert key in p
     assert model.training and active.training  # modes restored
+
+
+# --- collapse -----------------------------------------------------------------------------
+COLLAPSE_RUN = dict(dataset="digits-latin", train_size=200, val_size=32, test_size=32,
+                    width=0.125, batch_size=16, lr=6e-3, lr_warmup_steps=100, epochs=100,
+                    warmup_steps=300, afdm_warmup_steps=150, max_steps=301, eval_every=301,
+                    method="afdm", afdm_lr=1e-3, seed=1, quiet=True)
+
+
+def collapse_probe(tmp_path, **changes) -> dict:
+    """A recognizer trained alone for 300 steps, then 150 AFDM steps against it, then the
+    probe: what the adversary learned to do to the current recognizer."""
+    record = train(RunConfig(**{**COLLAPSE_RUN, **changes}), tmp_path)
+    assert record["metrics"]["afdm_steps"] >= 150
+    return record["curve"][-1]["probe"]
+
+
+def test_the_adversary_does_not_collapse_to_one_saturated_warp(tmp_path):
+    p = collapse_probe(tmp_path)
+    assert p["loss_clean"] < 1.5, f"the recognizer learned too little to attack: {p}"
+    assert p["saturated"] < 0.5, p  # the tanh still passes gradient
+    assert p["diversity"] > 0.05, p  # the warp depends on the word
+    assert p["loss_afdm"] > p["loss_random"], p  # it is adversarial: worse than chance

@@ -87,6 +87,26 @@ def test_bad_presets_name_the_file_and_the_problem(tmp_path, text, message):
     assert str(path) in str(err.value) and message in str(err.value)
 
 
+def test_blocks_set_their_own_seeds_and_vary_one_key_at_a_time(tmp_path):
+    path = _write_presets(tmp_path, "[p]\nseeds = [0, 1, 2]\nmethods = ['none', 'afdm']\n"
+                          "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
+                          "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [20]\n"
+                          "seeds = [5]\nvary = { max_shift = [0.05, 0.2], groups = [2] }\n")
+    cells = expand("p", path).cells
+    base = [c for c in cells if c.config.train_size == 10]
+    assert sorted({c.config.seed for c in base}) == [0, 1, 2] and len(base) == 6
+    ablation = [c for c in cells if c.config.train_size == 20]
+    assert {c.config.seed for c in ablation} == {5} and len(ablation) == 3 * 2
+    ids = {c.cell_id for c in ablation}
+    assert "recognition-crnn-digits-latin-n20-afdm-max_shift0.05-s5" in ids
+    assert "recognition-crnn-digits-latin-n20-none-groups2-s5" in ids
+    default = RunConfig()
+    for c in ablation:  # each cell changes exactly one key of the base
+        changed = {k for k in ("max_shift", "groups")
+                   if getattr(c.config, k) != getattr(default, k)}
+        assert len(changed) == 1 and changed.pop() in c.cell_id
+
+
 def test_unknown_preset_and_unknown_dataset(tmp_path):
     with pytest.raises(SweepError, match="no preset 'nope'"):
         expand("nope")
