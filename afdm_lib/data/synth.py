@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,6 +344,74 @@ def _font_files(paths: Sequence[str]) -> list[FontFile]:
         except Exception as exc:  # noqa: BLE001 - any fontTools failure: not a font
             raise DataError(f"{p}: not a readable font ({exc})") from exc
     return out
+
+
+# --- provenance --------------------------------------------------------------------
+def _file_sha256(path: str | Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@functools.cache
+def _debian_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed Debian version of each package (None: not installed, or no dpkg)."""
+    out: dict[str, str | None] = dict.fromkeys(packages)
+    try:
+        res = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Status}\t${Version}\n",
+                              *packages], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return out
+    for line in res.stdout.splitlines():
+        name, status, version = (line.split("\t") + ["", ""])[:3]
+        if name in out and status.endswith(" installed") and version:
+            out[name] = version
+    return out
+
+
+def dataset_fingerprint(dataset_name: str, wordlist: str | None = None,
+                        fonts: Sequence[str] | None = None) -> dict | None:
+    """What a ``synth-*`` dataset's images depend on beyond this code: the font files
+    of every split (path, family, sha256) and the word list (path, sha256, Debian
+    package and version), plus the Debian versions of the font packages and the
+    Pillow/Raqm/FreeType versions that render them. ``sha256`` digests all of it, so two
+    records with the same digest drew the same words in the same fonts. None for a
+    dataset that is not synthetic; ``{"error": ...}`` when the dataset cannot be built
+    here (no fonts or word list). ``wordlist``/``fonts`` as for :class:`SynthWords`."""
+    if not dataset_name.startswith("synth-") or dataset_name[6:] not in SCRIPTS:
+        return None
+    fp = _fingerprint(dataset_name[6:], wordlist, None if fonts is None else tuple(fonts))
+    return json.loads(json.dumps(fp))  # a copy: the cached one must not be changed
+
+
+@functools.cache
+def _fingerprint(script_name: str, wordlist: str | None,
+                 fonts: tuple[str, ...] | None) -> dict:
+    script = SCRIPTS[script_name]
+    candidates = [wordlist] if wordlist else list(script.wordlists)
+    list_path = next((p for p in candidates if Path(p).is_file()), None)
+    debian = _debian_versions((script.wordlist_package, *script.font_packages))
+    fp: dict = {
+        "dataset": f"synth-{script_name}",
+        "word_list": {"path": list_path, "sha256": _file_sha256(list_path) if list_path else None,
+                      "package": script.wordlist_package,
+                      "version": debian[script.wordlist_package]},
+        "font_packages": {p: debian[p] for p in script.font_packages},
+        "pillow": Image.__version__, "raqm": features.version("raqm"),
+        "freetype2": features.version("freetype2"),
+    }
+    try:
+        by_split = script_fonts(script_name, wordlist, fonts)
+    except DataError as exc:
+        fp["error"] = str(exc)
+    else:
+        fp["fonts"] = [{"split": split, "path": f.path, "family": f.family,
+                        "sha256": _file_sha256(f.path)}
+                       for split in SPLIT_IDS for f in by_split.get(split, ())]
+    # the digest is over the content only: identical data, identical digest
+    fp["sha256"] = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()
+    return fp
 
 
 # --- rendering ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import unicodedata
 
@@ -106,3 +107,30 @@ def test_no_raqm_is_a_clear_error(monkeypatch):
     with pytest.raises(DataError, match=r"libraqm0"):
         synth._require_raqm(synth.SCRIPTS["bangla"])
     synth._require_raqm(synth.SCRIPTS["latin"])  # Latin needs no shaping
+
+
+def test_fingerprint_names_fonts_and_word_list():
+    assert synth.dataset_fingerprint("digits-latin") is None
+    fonts = fonts_or_skip("latin")
+    fp = synth.dataset_fingerprint("synth-latin")
+    used = {f.path for split in fonts.values() for f in split}
+    assert {f["path"] for f in fp["fonts"]} == used
+    assert {f["split"] for f in fp["fonts"]} == {"train", "val", "test"}
+    first = fp["fonts"][0]
+    assert first["sha256"] == hashlib.sha256(open(first["path"], "rb").read()).hexdigest()
+    assert fp["word_list"]["package"] == "wamerican" and fp["word_list"]["sha256"]
+    assert len(fp["sha256"]) == 64
+    fp["fonts"].clear()  # a caller's copy: the cached fingerprint is untouched
+    assert synth.dataset_fingerprint("synth-latin")["fonts"]
+    # the same fonts given explicitly: the same data, the same digest; one family
+    # fewer: another digest
+    paths = sorted(used)
+    assert synth.dataset_fingerprint("synth-latin", fonts=paths)["sha256"] == fp["sha256"]
+    dropped = fonts["test"][0].group
+    fewer = [f.path for split in fonts.values() for f in split if f.group != dropped]
+    assert synth.dataset_fingerprint("synth-latin", fonts=fewer)["sha256"] != fp["sha256"]
+
+
+def test_fingerprint_of_a_dataset_that_cannot_be_built_says_why():
+    fp = synth.dataset_fingerprint("synth-latin", wordlist="/nonexistent/words")
+    assert "error" in fp and "fonts" not in fp and fp["word_list"]["path"] is None
