@@ -180,7 +180,9 @@ def vendor_mathjax(stage: Path) -> bool:
     config_path = stage / "_config.yml"
     config = yaml.safe_load(config_path.read_text()) or {}
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
-    sphinx_config["html_static_path"] = ["_mathjax"]  # copied into _static/
+    # copied into _static/, beside the book's own static files (_config.yml)
+    sphinx_config["html_static_path"] = [*sphinx_config.get("html_static_path", []),
+                                         "_mathjax"]
     sphinx_config["mathjax_path"] = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
     sphinx_config["mathjax2_config"] = MATHJAX_CONFIG
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))

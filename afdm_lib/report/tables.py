@@ -165,9 +165,9 @@ def verdict_table(tests: pd.DataFrame, metric: Metric) -> str:
                          "–" if math.isnan(half) else f"±{half:.3f}",
                          _bound_text(r), _verdict_text(r)])
         out = markdown_table(["dataset", "training words", "comparison",
-                              f"difference in {metric.label} [95%] (n pairs)", "p (Holm)",
+                              f"{metric.label} difference [95%] (n pairs)", "p (Holm)",
                               "smallest detectable difference",
-                              "AFDM is not better by more than (95%)", "verdict"], rows)
+                              "AFDM better by at most (95%)", "verdict"], rows)
     else:
         out = "*Every comparison is too thin to test.*\n"
     thin = thin_sentence(part)
