@@ -91,9 +91,9 @@ CURVE_KEYS = {"recognition": ("train_cer", "val_cer", "CER"),
 def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | Path,
                 task: str = "recognition") -> Path | None:
     """Training-subset and validation curves of every run of one (dataset, training
-    size), side by side with a shared y axis: the gap between the panels is the
-    generalisation gap, and a reader sees whether AFDM narrows it. Only the validation
-    panel is drawn when no run recorded the training-subset metric."""
+    size), side by side on one scale, and their difference (the generalisation gap): a
+    reader sees whether AFDM narrows it. Only the validation panel is drawn when no run
+    recorded the training-subset metric (records that predate it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,30 +106,44 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
     if not curves:
         return None
     has_train = any(c.get(train_key) is not None for cs in curves.values() for c in cs)
-    keys = [train_key, val_key] if has_train else [val_key]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.4), dpi=110,
-                             sharey=True, squeeze=False)
+    # with the training-subset curve: train | validation | gap (validation - train), the
+    # gap being what the paper's claim is about (does AFDM narrow it?)
+    panels = [train_key, val_key, "gap"] if has_train else [val_key]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=110,
+                             squeeze=False)
     drawn = False
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(axes[0], panels):
         seen = set()
         for _, r in part.iterrows():
-            curve = [c for c in curves.get(r["path"], []) if c.get(key) is not None]
+            if key == "gap":
+                curve = [(c["step"], c[val_key] - c[train_key]) for c in curves.get(
+                    r["path"], []) if c.get(val_key) is not None
+                    and c.get(train_key) is not None]
+            else:
+                curve = [(c["step"], c[key]) for c in curves.get(r["path"], [])
+                         if c.get(key) is not None]
             if not curve:
                 continue
             colour, _ = METHOD_STYLE.get(r["method"], ("#000000", "o"))
-            ax.plot([c["step"] for c in curve], [c[key] for c in curve], color=colour,
+            ax.plot([c[0] for c in curve], [c[1] for c in curve], color=colour,
                     alpha=0.7, lw=1, label=r["method"] if r["method"] not in seen else None)
             seen.add(r["method"])
             drawn = True
         ax.set_xlabel("recognizer steps")
-        ax.set_title(("training subset" if key == train_key else "validation")
-                     + f" {label}", fontsize=9)
+        ax.set_title({train_key: f"training subset {label}", val_key: f"validation {label}",
+                      "gap": "generalisation gap (validation − training)"}[key], fontsize=9)
         ax.grid(alpha=0.3)
         if seen:
             ax.legend(fontsize=8)
     if not drawn:
         plt.close(fig)
         return None
+    if has_train:
+        # train and validation on one scale, so the eye reads the gap between them
+        low = min(a.get_ylim()[0] for a in axes[0][:2])
+        high = max(a.get_ylim()[1] for a in axes[0][:2])
+        for a in axes[0][:2]:
+            a.set_ylim(low, high)
     axes[0][0].set_ylabel(label)
     fig.suptitle(f"{dataset}, {train_size} training words: one line per seed", fontsize=9)
     return _save(fig, path)
