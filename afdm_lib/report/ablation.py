@@ -87,6 +87,8 @@ def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, st
         if not _relevant(key, method):
             continue
         mine = part[part["method"] == method]
+        if not (sweep.loc[mine.index] == key).any():
+            continue  # this method ran the base only: nothing varied to show
         for value, g in mine.groupby(mine[f"config.{key}"].map(_fmt_value)):
             values = g[col].dropna().astype(float).tolist()
             if not values:
