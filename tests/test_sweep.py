@@ -28,20 +28,48 @@ def test_smoke_expands_to_both_tasks_and_three_methods():
         assert c.cell_id == sweep.cell_id(c.config)
 
 
-def test_study_presets_cover_what_the_issue_asks():
+def test_study_presets_cover_what_the_issues_ask():
     quick = expand("quick").cells
     rec = [c.config for c in quick if c.config.task == "recognition"]
     spot = [c.config for c in quick if c.config.task == "spotting"]
-    assert {c.dataset for c in rec} == {"digits-latin", "digits-bangla", "digits-devanagari"}
+    assert {c.dataset for c in rec} == {"digits-latin", "digits-bangla", "digits-devanagari",
+                                        "gw"}
+    assert {c.method for c in rec if c.dataset == "gw"} == set(METHODS)  # real handwriting
     assert spot and {c.arch for c in spot} == {"tpp-phocnet"}
     assert len({c.train_size for c in rec}) >= 2 and len({c.seed for c in rec}) >= 2
     assert {c.config.method for c in quick[:3]} == set(METHODS)  # seeds outer, methods inner
-    assert len(quick) == 3 * 2 * 3 * 2 + 1 * 2 * 3 * 2
+    assert len(quick) == 3 * 2 * 3 * 2 + 1 * 2 * 3 * 2 + 3
 
+    # the study at convergence: patience on, one cap per block for every method, >= 5
+    # seeds at the low-resource cuts and >= 3 elsewhere, digits in 3 scripts and GW
     cpu = [c.config for c in expand("cpu").cells]
-    assert {d for d in (c.dataset for c in cpu) if d.startswith("synth-")}
-    assert {c.task for c in cpu} == {"recognition", "spotting"}
-    assert len({c.train_size for c in cpu}) >= 4 and len({c.seed for c in cpu}) >= 3
+    assert all(c.patience > 0 and c.max_steps for c in cpu)
+    assert {c.dataset for c in cpu} == {"digits-latin", "digits-bangla", "digits-devanagari",
+                                        "gw"}
+    assert {(c.task, c.dataset) for c in cpu if c.dataset == "gw"} == {
+        ("recognition", "gw"), ("spotting", "gw")}
+    cells: dict[tuple, set] = {}
+    for c in cpu:
+        cells.setdefault((c.task, c.dataset, c.train_size, c.fraction, c.method), set()).add(
+            (c.seed, c.max_steps))
+    for (task, dataset, size, fraction, method), runs in cells.items():
+        low = size is not None and size <= 500
+        assert len(runs) >= (5 if low else 3), (task, dataset, size, method)
+        assert len({cap for _, cap in runs}) == 1
+    caps = {}
+    for c in cpu:  # the same cap for every method of a cell
+        caps.setdefault((c.task, c.dataset, c.train_size, c.fraction), set()).add(c.max_steps)
+    assert all(len(v) == 1 for v in caps.values())
+
+    ablation = expand("ablation").cells
+    varied = {c.cell_id.split("-afdm", 1)[1].rsplit("-s", 1)[0] for c in ablation}
+    for key in ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr", "afdm_penalty",
+                "afdm_loc_norm", "afdm_reuse_features"):
+        assert any(v.startswith(f"-{key}") for v in varied), key
+    assert "" in varied  # the base setting itself
+    assert all(len({c.config.seed for c in ablation
+                    if c.cell_id.split("-afdm", 1)[1].rsplit("-s", 1)[0] == v}) >= 3
+               for v in varied)
 
     paper = expand("paper")
     assert paper.max_jobs == 1

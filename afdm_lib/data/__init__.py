@@ -121,6 +121,9 @@ class Subset(WordDataset):
     def raw_image(self, index: int) -> np.ndarray:
         return self.base.raw_image(self.indices[index])
 
+    def width_hint(self, index: int) -> float:
+        return self.base.width_hint(self.indices[index])  # e.g. GW's box aspect ratio
+
 
 def cut(dataset: WordDataset, train_size: int | None = None, fraction: float | None = None,
         seed: int = 0) -> WordDataset:
