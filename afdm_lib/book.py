@@ -129,7 +129,8 @@ def write_fragments(results_dir: Path, stage: Path) -> dict[str, Path]:
         "bench": report.bench_fragment(report.find_bench(results_dir)),
         "presets": presets_fragment(),
         "deviations": report.deviations_fragment(),
-        "ablation": report.ablation_fragment(runs, figures, url),
+        "ablation": report.ablation_fragment(runs, figures, url,
+                                             report.find_ablation(results_dir)),
     }
     paths = {}
     for name, text in fragments.items():

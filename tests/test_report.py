@@ -469,34 +469,55 @@ def test_provenance_lists_commits_and_lock_files(study: Path):
 
 
 def test_ablation_page(tmp_path: Path, study: Path):
-    # the ablation preset: a base (groups 4, max_shift 0.1) and one key varied at a time
-    root = tmp_path / "abl"
+    # the ablation preset runs afdm only, in its own folder beside the study's results:
+    # a base (groups 4, max_shift 0.1) and one key varied at a time; `none` comes from the
+    # study's folder (the same cell)
+    results = tmp_path / "study-results"
     for seed in range(3):
-        runs = [write_run(root, f"none-{seed}", method="none", seed=seed, cer=0.30),
-                write_run(root, f"afdm-{seed}", method="afdm", seed=seed, cer=0.28),
-                write_run(root, f"afdm-g2-{seed}", method="afdm", seed=seed, cer=0.25,
-                          groups=2),
-                write_run(root, f"afdm-s2-{seed}", method="afdm", seed=seed, cer=0.35,
-                          max_shift=0.2),
-                write_run(root, f"afdm-s05-{seed}", method="afdm", seed=seed,
-                          cer=0.29 + 0.01 * seed, max_shift=0.05)]
+        write_run(results / "cpu", f"none-{seed}", method="none", seed=seed, cer=0.30)
+        write_run(results / "cpu", f"afdm-{seed}", method="afdm", seed=seed, cer=0.9)
+        runs = [write_run(results / "ablation", f"afdm-{seed}", method="afdm", seed=seed,
+                          cer=0.28),
+                write_run(results / "ablation", f"afdm-g2-{seed}", method="afdm", seed=seed,
+                          cer=0.25, groups=2),
+                write_run(results / "ablation", f"afdm-s2-{seed}", method="afdm", seed=seed,
+                          cer=0.35, max_shift=0.2),
+                write_run(results / "ablation", f"afdm-s05-{seed}", method="afdm",
+                          seed=seed, cer=0.29 + 0.01 * seed, max_shift=0.05),
+                write_run(results / "ablation", f"afdm-ln-{seed}", method="afdm", seed=seed,
+                          cer=0.31, afdm_loc_norm=not RunConfig().afdm_loc_norm)]
         for run in runs:
-            _edit_record(run)
             rec = json.loads((run / "record.json").read_text())
             write_json(run / "record.json", {**rec, "preset": "ablation"})
-    loaded = report.load_runs(root)
-    text = report.ablation_fragment(loaded, tmp_path / "fig", "fig")
+    found = report.find_ablation(results / "cpu")
+    assert found == results / "ablation"
+    assert report.find_ablation(results / "ablation") is None
+    cpu = report.load_runs(results / "cpu")
+    text = report.ablation_fragment(cpu, tmp_path / "fig", "fig", found)
     assert "### `groups`" in text and "### `max_shift`" in text
+    assert "### `afdm_loc_norm`" in text
     assert "### `p_warp`" not in text  # not varied
     assert "4 (base)" in text and "0.1 (base)" in text
     shift = text.split("### `max_shift`")[1]
     assert [line.split("|")[1].strip() for line in shift.splitlines()
             if line.startswith("| 0")] == ["0.05", "0.1 (base)", "0.2"]
     assert "-0.050 [-0.050, -0.050] (n=3)" in text  # groups=2 minus none, every seed
+    assert "`none` at the base (the results folder's runs of this cell): 0.300" in text
+    assert "0.900" not in text  # the study's own afdm runs are not the ablation's base
     assert any(p.name.startswith("ablation-") for p in (tmp_path / "fig").glob("*.png"))
-    # ablation runs stay off the results pages
-    page = report.results_fragment(loaded, "recognition", tmp_path / "fig2", "fig")
-    assert "No results yet" in page
+    # ablation-preset records inside the study's folder: on the ablation page, not on
+    # the results pages
+    mixed = tmp_path / "mixed"
+    for seed in range(2):
+        for name, groups in (("base", RunConfig().groups), ("g2", 2), ("g8", 8)):
+            run = write_run(mixed, f"afdm-{name}-{seed}", method="afdm", seed=seed,
+                            cer=0.2, groups=groups)
+            rec = json.loads((run / "record.json").read_text())
+            write_json(run / "record.json", {**rec, "preset": "ablation"})
+    loaded = report.load_runs(mixed)
+    assert "No results yet" in report.results_fragment(loaded, "recognition",
+                                                       tmp_path / "fig2", "fig")
+    assert "### `groups`" in report.ablation_fragment(loaded, tmp_path / "fig3", "fig")
     assert "No runs of the `ablation` preset" in report.ablation_fragment(
         report.load_runs(study), tmp_path / "fig", "fig")
 

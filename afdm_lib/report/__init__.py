@@ -23,7 +23,7 @@ Nothing here trains anything.
 
 from __future__ import annotations
 
-from .ablation import ABLATION_KEYS, ablation_fragment
+from .ablation import ABLATION_KEYS, ablation_fragment, find_ablation
 from .bench_page import bench_fragment, find_bench
 from .figures import METHOD_STYLE, plot_curves, plot_vs_size
 from .loading import (
@@ -89,5 +89,6 @@ __all__ = [
     "results_fragment", "summary_table", "t_interval", "tests_table", "verdicts",
     "weak_rows_sentence", "ABLATION_PRESET", "MIN_QBE_QUERIES", "bound_sentence",
     "clipped_interval", "headline_metric", "ABLATION_KEYS", "ablation_fragment",
+    "find_ablation",
     "paper_table", "study_runs", "verdict_table",
 ]

@@ -1,11 +1,14 @@
 """The Ablation page: which knob of the AFDM matters.
 
-The ``ablation`` sweep preset runs one low-resource cell from a base setting and varies
-one key at a time (:data:`ABLATION_KEYS`). Here every run of that preset is placed
-against the base: a run that differs from it in exactly one key belongs to that key's
-sweep, a run that differs in none is the base (it appears in every key's plot, at the
-base value). Per key: the headline metric versus the key's value, per method, with the
-clipped 95% t-interval over seeds, and AFDM minus `none` paired by seed.
+The ``ablation`` sweep preset runs `afdm` on one low-resource cell from a base setting and
+varies one key at a time (:data:`ABLATION_KEYS` first, then any other key its runs vary).
+Its records live in their own folder (``results/ablation``, found next to the book's
+results folder by :func:`find_ablation`) or carry ``preset: ablation`` in the results
+folder itself. The same cell's `none` (and `random`) runs come from the results folder.
+A run that differs from the base in exactly one key belongs to that key's sweep; a run
+that differs in none is the base (it appears in every key's plot, at the base value).
+Per key: the headline metric versus the key's value, per method, with the clipped 95%
+t-interval over seeds, and AFDM minus `none` paired by seed.
 """
 
 from __future__ import annotations
@@ -19,29 +22,63 @@ import pandas as pd
 
 from ..config import RunConfig
 from .figures import METHOD_STYLE, _save
-from .loading import Metric, Runs, _fmt_value, _relevant
-from .pages import ABLATION_PRESET, headline_metric
+from .loading import Metric, Runs, _fmt_value, _relevant, _setting_keys, load_runs
+from .pages import ABLATION_PRESET, headline_metric, provenance, study_runs
 from .stats import clipped_interval
 from .tables import fmt_cell, markdown_table
 
 # the keys the ablation varies, in the order the page shows them
 ABLATION_KEYS = ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr",
-                 "afdm_penalty", "afdm_reuse_features")
+                 "afdm_penalty", "afdm_loc_norm", "afdm_reuse_features")
 
 
-def ablation_runs(runs: Runs) -> pd.DataFrame:
+def find_ablation(results_dir: str | Path) -> Path | None:
+    """The ablation preset's results folder beside ``results_dir`` (``results/cpu`` ->
+    ``results/ablation``), if there is one."""
+    root = Path(results_dir)
+    candidate = root.parent / ABLATION_PRESET
+    if candidate.is_dir() and candidate.resolve() != root.resolve():
+        return candidate
+    return None
+
+
+def ablation_runs(runs: Runs, ablation: Runs | None = None) -> pd.DataFrame:
+    """The ablation preset's finished runs: those of ``runs`` that carry the preset's
+    name, and every finished run of ``ablation`` (its own folder)."""
+    parts = []
     ok = runs.ok
-    if ok.empty or "preset" not in ok.columns:
-        return ok.iloc[0:0] if not ok.empty else ok
-    return ok[ok["preset"] == ABLATION_PRESET]
+    if not ok.empty and "preset" in ok.columns:
+        parts.append(ok[ok["preset"] == ABLATION_PRESET])
+    if ablation is not None and not ablation.ok.empty:
+        parts.append(ablation.ok)
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def base_setting(data: pd.DataFrame) -> dict[str, str]:
-    """Per ablation key, the value most runs it matters for share (ties: the RunConfig
+def varied_keys(data: pd.DataFrame) -> list[str]:
+    """ABLATION_KEYS, then any other setting key in which the ablation runs differ."""
+    extra = sorted(k for k in _setting_keys(data) if k not in ABLATION_KEYS
+                   and data[f"config.{k}"].map(_fmt_value).nunique() > 1)
+    return [k for k in ABLATION_KEYS if f"config.{k}" in data.columns] + extra
+
+
+def reference_runs(runs: Runs, cell: tuple) -> pd.DataFrame:
+    """The baselines of an ablation cell: `none` and `random` runs of the same (task,
+    arch, dataset, train_size) in the results folder, outside the ablation preset."""
+    ok = study_runs(runs.ok)
+    if ok.empty:
+        return ok
+    task, arch, dataset, size = cell
+    return ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["dataset"] == dataset)
+              & (ok["train_size"] == size) & ok["method"].isin(["none", "random"])]
+
+
+def base_setting(data: pd.DataFrame, keys: list[str]) -> dict[str, str]:
+    """Per varied key, the value most runs it matters for share (ties: the RunConfig
     default): the setting every other run varies one key away from."""
     defaults = RunConfig().to_dict()
     base = {}
-    for key in ABLATION_KEYS:
+    for key in keys:
         col = f"config.{key}"
         if col not in data.columns:
             continue
@@ -151,21 +188,33 @@ def plot_ablation(tables: dict[str, pd.DataFrame], none: tuple[float, float, flo
     return _save(fig, path)
 
 
-def ablation_fragment(runs: Runs, figures: Path, figure_url: str) -> str:
-    """The generated body of the Ablation page."""
-    data = ablation_runs(runs)
+def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
+                      ablation_dir: str | Path | None = None) -> str:
+    """The generated body of the Ablation page: the ablation preset's runs of ``runs``
+    and of the folder ``ablation_dir`` (see :func:`find_ablation`), against the `none` and
+    `random` runs of the same cell in ``runs``."""
+    ablation = load_runs(ablation_dir) if ablation_dir is not None else None
+    data = ablation_runs(runs, ablation)
     if data.empty:
-        return ("*No runs of the `ablation` preset in this results folder yet.* "
-                "`afdm sweep --preset ablation --results DIR` runs them; this page then "
-                "shows, per varied key (" + ", ".join(f"`{k}`" for k in ABLATION_KEYS)
+        return ("*No runs of the `ablation` preset yet* (looked for `results/ablation` "
+                "beside the results folder, and for records of that preset in it). "
+                "`afdm sweep --preset ablation --results results/ablation` runs them; this "
+                "page then shows, per varied key (" + ", ".join(f"`{k}`" for k in
+                                                             ABLATION_KEYS)
                 + "), the metric versus the key's value with 95% intervals.\n")
     out = []
+    if ablation is not None:
+        out.append(provenance(ablation))
     cells = data.groupby(["task", "arch", "dataset", "train_size"], dropna=False)
-    for (task, arch, dataset, size), cell in cells:
+    for cell_key, abl in cells:
+        task, arch, dataset, size = cell_key
+        refs = reference_runs(runs, cell_key)
+        cell = pd.concat([abl, refs], ignore_index=True) if not refs.empty else abl
         metric = headline_metric(cell, task)
         if metric is None:
             continue
-        base = base_setting(cell)
+        keys = varied_keys(abl)
+        base = base_setting(abl, keys)
         sweep = assign(cell, base)
         col = f"metrics.{metric.key}"
         none_values = cell[(cell["method"] == "none") & (sweep == "")][col].dropna()
@@ -176,10 +225,11 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str) -> str:
                    + ", ".join(f"`{k}={v}`" for k, v in base.items())
                    + f". Metric: {metric.label} "
                    + ("(lower is better)" if metric.lower_is_better else "(higher is better)")
-                   + "; `none` at the base: "
-                   + fmt_cell(none_mean, none_low, none_high, len(none_values), none_clipped)
+                   + "; `none` at the base (the results folder's runs of this cell): "
+                   + (fmt_cell(none_mean, none_low, none_high, len(none_values),
+                               none_clipped) if len(none_values) else "no run yet")
                    + ".\n")
-        tables = {k: key_table(cell, sweep, k, base, metric) for k in ABLATION_KEYS
+        tables = {k: key_table(cell, sweep, k, base, metric) for k in keys
                   if (sweep == k).any()}
         tables = {k: t for k, t in tables.items() if not t.empty}
         if not tables:

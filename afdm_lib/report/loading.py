@@ -59,7 +59,7 @@ IGNORED = tuple(dict.fromkeys(("data_root", "strict", "threads", "extra", "max_b
 WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
              "warmup_steps")
 ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_lr", "afdm_penalty", "afdm_noise",
-                  "afdm_reuse_features")
+                  "afdm_reuse_features", "afdm_loc_norm")
 # keys that only shape the random control's draws
 RANDOM_KEYS = ("random_shift", "random_scale")
 
