@@ -392,6 +392,8 @@ def test_capped_runs_and_cross_commit_pairs_are_flagged(study: Path):
     assert "⚠ 2/5 pairs across commits" in text
     page = report.results_fragment(runs, "recognition", study / "fig", "fig")
     assert "## Runs that hit the step cap" in page
+    assert "(n=3) (1 at step cap)" in report.summary_table(
+        report.aggregate(runs.ok, CER), CER)
 
 
 def test_paper_shaped_table(study: Path):

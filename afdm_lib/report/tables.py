@@ -45,6 +45,12 @@ def fmt_cell(mean: float, low: float, high: float, n: int, clipped: bool = False
             f"{CLIPPED_MARK if clipped else ''} (n={n})")
 
 
+def _capped_mark(r: pd.Series) -> str:
+    """Runs of the cell that stopped at the step cap (not converged) are named in it."""
+    capped = int(r.get("capped", 0) or 0)
+    return f" ({capped} at step cap)" if capped else ""
+
+
 def _fmt_p(p: float) -> str:
     return "–" if p is None or math.isnan(p) else f"{p:.2g}"
 
@@ -77,7 +83,8 @@ def summary_table(agg: pd.DataFrame, metric: Metric, dataset: str | None = None)
                 cells.append("")
                 continue
             r = by_method[m]
-            cell = fmt_cell(r["mean"], r["low"], r["high"], r["n"], bool(r["clipped"]))
+            cell = fmt_cell(r["mean"], r["low"], r["high"], r["n"], bool(r["clipped"])) \
+                + _capped_mark(r)
             # mark the best only when there is something to compare and not all tie
             marked = len(set(means)) > 1 and r["mean"] == best
             cells.append(f"**{cell}**" if marked else cell)
@@ -203,7 +210,8 @@ def paper_table(agg: pd.DataFrame, tests: pd.DataFrame, metric: Metric) -> str:
         for col in columns:
             r = cells.get((*col, method))
             row.append("" if r is None else fmt_cell(r["mean"], r["low"], r["high"],
-                                                     int(r["n"]), bool(r["clipped"])))
+                                                     int(r["n"]), bool(r["clipped"]))
+                       + _capped_mark(r))
         body.append(f"<tr><th>{esc(method)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in row)
                     + "</tr>")
     main_tests = tests[tests["setting"] == ""] if not tests.empty else tests
