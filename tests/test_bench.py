@@ -10,7 +10,16 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from afdm_lib import bilstm
-from afdm_lib.bench import SCHEMA, model_key, peak_memory_mb, run_bench
+from afdm_lib.bench import (
+    SCHEMA,
+    ReferenceCRNN,
+    conv_flops,
+    conv_layers,
+    model_key,
+    onednn_conv_impls,
+    peak_memory_mb,
+    run_bench,
+)
 from afdm_lib.config import RunConfig
 from afdm_lib.models import build_model
 from afdm_lib.train import train
@@ -105,8 +114,11 @@ def test_bench_record_is_flat_complete_and_written(tiny_bench):
     keys = [model_key(a, w) for a, w in models]
     assert rec["models"] == ",".join(keys) and rec["reference_model"] == keys[0]
     assert rec["env_torch"] == torch.__version__ and "env_git_commit" in rec
-    positive = ["matmul_peak_gflops", "matmul_peak_gflops_bf16", "afdm_overhead",
-                "afdm_overhead_at_ratio_2",
+    positive = ["peak_gflops", "matmul_peak_gflops", "conv_peak_gflops", "peak_gflops_bf16",
+                "peak_gflops_amp", "afdm_overhead", "afdm_overhead_reuse",
+                "afdm_overhead_at_ratio_2", "afdm_overhead_reuse_at_ratio_2",
+                "speedup_vs_reference", f"{keys[0]}_speedup_vs_reference_channels_last",
+                f"{keys[0]}_reference_mfu", f"{keys[0]}_reference_images_per_s",
                 "data_images_per_s", "data_images_per_s_cached", "data_over_train",
                 "data_over_train_first_epoch",
                 "seconds", f"{keys[0]}_train_images_per_s_amp",
@@ -114,9 +126,11 @@ def test_bench_record_is_flat_complete_and_written(tiny_bench):
     for key in keys:
         positive += [f"{key}_{name}{suffix}" for name in (
             "train_images_per_s", "infer_images_per_s", "mfu", "plain_step_ms",
-            "afdm_rec_step_ms", "afdm_adv_step_ms", "afdm_overhead")
+            "afdm_rec_step_ms", "afdm_adv_step_ms", "afdm_adv_reuse_step_ms", "afdm_overhead",
+            "afdm_overhead_reuse")
             for suffix in ("", "_cpu")]
-        positive += [f"{key}_params", f"{key}_flops_per_image", f"{key}_batch_width"]
+        positive += [f"{key}_params", f"{key}_flops_per_image", f"{key}_batch_width",
+                     f"{key}_flops_per_image_useful", f"{key}_afdm_flops_ratio_reuse"]
     for key in positive:
         assert isinstance(rec[key], (int, float)) and rec[key] > 0, key
 
@@ -130,7 +144,53 @@ def test_bench_figures_are_consistent(tiny_bench):
         # the alternating step adds an AFDM step: more work than one plain step
         assert rec[f"{key}_afdm_flops_ratio"] > 1.0
         mfu = (rec[f"{key}_flops_per_image"] * rec[f"{key}_train_images_per_s"]
-               / (rec["matmul_peak_gflops"] * 1e9))
+               / (rec["peak_gflops"] * 1e9))
         assert rec[f"{key}_mfu"] == pytest.approx(mfu, rel=1e-3)
         assert rec[f"{key}_skipped_steps"] == 0
+        # the cheaper AFDM step skips T_A's forward: fewer FLOPs than the exact one
+        assert 1.0 < rec[f"{key}_afdm_flops_ratio_reuse"] < rec[f"{key}_afdm_flops_ratio"]
+        # the CPU BiLSTM runs over the padded batch: at least the useful work
+        assert rec[f"{key}_flops_per_image"] >= rec[f"{key}_flops_per_image_useful"]
+        # oneDNN's direct convolutions: the FLOP count is what they execute
+        assert rec[f"{key}_winograd"] is False
     assert rec["afdm_overhead"] == rec[f"{rec['reference_model']}_afdm_overhead"]
+    # the peak is the best of its kernels: at least the GEMM-only and conv-only bests
+    assert rec["peak_gflops"] >= max(rec["matmul_peak_gflops"], rec["conv_peak_gflops"])
+    assert rec["peak_gflops_amp"] == max(rec["peak_gflops"], rec["peak_gflops_bf16"])
+
+
+def test_every_mfu_is_a_fraction(tiny_bench):
+    rec, _, _ = tiny_bench
+    mfus = {k: v for k, v in rec.items() if "mfu" in k and k != "mfu_over_1"}
+    assert len(mfus) >= 8
+    for key, value in mfus.items():
+        assert 0.0 < value <= 1.0, key
+    assert rec["mfu_over_1"] == ""
+
+
+def test_reference_crnn_is_the_same_network():
+    # the plain implementation has the project CRNN's layers and parameters, and computes
+    # the same function (packed LSTM there, the unpacked fast path here)
+    torch.manual_seed(0)
+    model = build_model("crnn", 9, width=0.125).eval()
+    ref = ReferenceCRNN(9, width=0.125).eval()
+    ref.load_state_dict(model.state_dict())
+    x = torch.rand(3, 1, 32, 72)
+    widths = torch.tensor([72, 50, 30])
+    assert torch.allclose(ref(x, widths), model(x, widths), atol=1e-5)
+
+
+def test_conv_layers_and_their_flops():
+    model = build_model("crnn", 9, width=0.125)
+    layers = conv_layers(model, torch.rand(2, 1, 32, 40), torch.tensor([40, 40]))
+    assert len(layers) == 7
+    conv, shape = layers[0]
+    assert shape == (2, 1, 32, 40)
+    assert conv_flops(conv, shape) == 2 * 2 * conv.out_channels * 1 * 9 * 32 * 40
+
+
+def test_onednn_implementations_are_read_from_its_log():
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+    impls = onednn_conv_impls(lambda: conv(torch.rand(16, 8, 12, 12)))
+    if torch.backends.mkldnn.is_available():
+        assert impls and all(isinstance(i, str) and i for i in impls)
