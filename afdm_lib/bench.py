@@ -16,10 +16,10 @@ used.
   and those conv layers themselves (forward, and forward + backward; NCHW and
   channels_last), since on CPU oneDNN's direct convolution kernels are faster than MKL's
   GEMM. Measured on a 2-core AMD EPYC (Zen 3, AVX2, no AVX-512), one thread: MKL sgemm
-  93-94 GFLOP/s at every shape, oneDNN's 3x3 convolution of the CRNN's 512-channel
-  layers 99-101 GFLOP/s (two 256-bit FMA pipes give 32 fp32 FLOP/cycle, 112 GFLOP/s at
-  3.5 GHz). The first ``afdm bench`` took one 2048^3 GEMM as the peak, so the CRNN step,
-  made of those faster conv kernels, showed an MFU of 1.04 (1.13 with channels_last).
+  88-94 GFLOP/s at every shape, oneDNN's direct 3x3 convolutions 99-110 GFLOP/s (best:
+  channels_last); two 256-bit FMA pipes give 32 fp32 FLOP/cycle, 112 GFLOP/s at 3.5 GHz.
+  The first ``afdm bench`` took one 2048^3 GEMM as the peak, so the CRNN step, made of
+  those faster conv kernels, showed an MFU of 1.04 (1.13 with channels_last).
   An ``amp`` step mixes bf16 convolutions with fp32 (LSTM, loss), so its peak is the
   larger of the fp32 and bf16 peaks. bf16 conv kernels are timed only where the bf16
   GEMM is not emulated (at least half the fp32 rate): without AVX512-BF16/AMX, oneDNN
