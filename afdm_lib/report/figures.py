@@ -126,7 +126,8 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
                 continue
             colour, _ = METHOD_STYLE.get(r["method"], ("#000000", "o"))
             ax.plot([c[0] for c in curve], [c[1] for c in curve], color=colour,
-                    alpha=0.7, lw=1, label=r["method"] if r["method"] not in seen else None)
+                    alpha=0.7, lw=1, marker="o", ms=2,  # a short run has one point
+                    label=r["method"] if r["method"] not in seen else None)
             seen.add(r["method"])
             drawn = True
         ax.set_xlabel("recognizer steps")
