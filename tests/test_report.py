@@ -336,6 +336,13 @@ def test_an_old_record_without_newer_keys_reads_as_the_defaults(tmp_path: Path):
     old = runs.ok[runs.ok["path"].str.endswith("none-0")].iloc[0]
     assert old["config.protocol"] == 1 and old["setting"] == "protocol=1"
     assert report.paired_tests(runs.ok, CER)["n"].tolist() == [2]
+    # the newest protocol is the main row even where old runs are the majority
+    for seed in (1, 2):
+        _edit_record(root / "runs" / f"none-{seed}", drop_config=["protocol"])
+        _edit_record(root / "runs" / f"afdm-{seed}", drop_config=["protocol"])
+    runs = report.load_runs(root)
+    main = runs.ok[runs.ok["setting"] == ""]
+    assert main["path"].str.endswith("afdm-0").sum() == 1 and len(main) == 1
 
 
 def test_intervals_stay_inside_the_metric_range(tmp_path: Path):

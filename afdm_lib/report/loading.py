@@ -97,7 +97,8 @@ def _setting_keys(df: pd.DataFrame) -> list[str]:
 
 def _reference_values(df: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, Any]]:
     """Per (task, dataset, train_size): the most common value of each key among the runs
-    it matters for (ties go to the RunConfig default). A run's setting is what differs."""
+    it matters for (ties go to the RunConfig default; for ``protocol`` the newest present).
+    A run's setting is what differs."""
     defaults = RunConfig().to_dict()
     refs: dict[tuple, dict[str, Any]] = {}
     for group, part in df.groupby(["task", "dataset", "train_size"], dropna=False):
@@ -115,6 +116,10 @@ def _reference_values(df: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str
             tied = [label for label, (c, _) in counts.items() if c == top]
             default = _fmt_value(defaults.get(key))
             ref[key] = default if default in tied else sorted(tied)[0]
+            if key == "protocol":
+                # a newer trainer protocol supersedes the old one as soon as a cell has a
+                # run of it: the old runs become a side setting, never the main row
+                ref[key] = max(counts, key=lambda label: float(counts[label][1]))
         refs[group] = ref
     return refs
 
