@@ -169,14 +169,18 @@ def make_record(config: dict[str, Any], status: str, *, metrics: dict | None = N
                 error: str | None = None, curve: list | None = None,
                 timings: dict | None = None, sizes: dict | None = None,
                 determinism: dict | None = None, device: str = "cpu",
-                started: str | None = None, cell_id: str | None = None) -> dict[str, Any]:
+                started: str | None = None, cell_id: str | None = None,
+                data_fingerprint: dict | None = None) -> dict[str, Any]:
+    """A run record. ``data_fingerprint``: what the data depended on beyond this code
+    (``data.synth.dataset_fingerprint``: fonts and word lists of a synth-* dataset)."""
     if status not in ("ok", "failed"):
         raise ValueError(f"status={status!r}; choose 'ok' or 'failed'")
     return {
         "schema": SCHEMA, "cell_id": cell_id, "status": status, "error": error,
         "config": config, "metrics": metrics or {}, "curve": curve or [],
         "timings": timings or {}, "sizes": sizes or {}, "determinism": determinism or {},
-        "environment": environment(device), "started": started or now(), "finished": now(),
+        "environment": environment(device), "data_fingerprint": data_fingerprint,
+        "started": started or now(), "finished": now(),
     }
 
 

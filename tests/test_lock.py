@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from afdm_lib.results import LOCK, _normalise, environment, lock_mismatches, locked_versions
 
 if sys.version_info >= (3, 11):
@@ -58,3 +60,16 @@ def test_records_name_the_lock():
     assert env["lock_file"] == "requirements.lock"
     assert re.fullmatch(r"[0-9a-f]{64}", env["lock_sha256"])
     assert env["lock_mismatches"] == []
+
+
+def test_record_carries_the_data_fingerprint(tmp_path):
+    from afdm_lib.results import RECORD, load_records, make_record, write_json
+
+    fp = {"fonts": [], "sha256": "f" * 64}
+    write_json(tmp_path / "a" / RECORD, make_record({"dataset": "synth-latin"}, "ok",
+                                                    data_fingerprint=fp))
+    write_json(tmp_path / "b" / RECORD, make_record({"dataset": "digits-latin"}, "ok"))
+    df = load_records(tmp_path).set_index("config.dataset")
+    assert df.loc["synth-latin", "data_fingerprint"] == "f" * 64
+    assert pd.isna(df.loc["digits-latin", "data_fingerprint"])
+    assert df.loc["digits-latin", "lock_sha256"] == environment()["lock_sha256"]
