@@ -11,13 +11,16 @@ per concern:
   :func:`paired_tests` (AFDM against each baseline, paired by seed and training subset:
   same seed means the same nested training cut, see :func:`afdm_lib.data.cut`) and
   :func:`verdicts`;
-- :mod:`.tables`: markdown tables; :mod:`.figures`: matplotlib figures;
-- :mod:`.pages`: the generated fragments of the results pages;
+- :mod:`.tables`: markdown tables, the verdict table and the paper-shaped table;
+  :mod:`.figures`: matplotlib figures;
+- :mod:`.pages`: the generated fragments of the results pages (provenance, headline,
+  verdicts, per-dataset sections);
 - :mod:`.ablation`: the Ablation page (one key varied at a time);
 - :mod:`.reference`: parameters, deviations and paper-number pages;
 - :mod:`.bench_page`: the Benchmarks page (the warp gallery: :mod:`afdm_lib.warp_gallery`).
 
-``from afdm_lib import report; report.X`` keeps working for every public name.
+``from afdm_lib import report; report.X`` keeps working for every public name (the warp
+gallery's names moved to :mod:`afdm_lib.warp_gallery`).
 Nothing here trains anything.
 """
 
