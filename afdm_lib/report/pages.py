@@ -43,8 +43,10 @@ def _commits(ok: pd.DataFrame) -> str | None:
 
 
 def _lock_files(ok: pd.DataFrame) -> str | None:
-    col = "environment.lock_sha256"
-    hashes = sorted({str(h)[:12] for h in ok[col].dropna()}) if col in ok.columns else []
+    # results.load_records names it lock_sha256; load_runs adds every environment.* field
+    col = next((c for c in ("lock_sha256", "environment.lock_sha256") if c in ok.columns),
+               None)
+    hashes = sorted({str(h)[:12] for h in ok[col].dropna()}) if col else []
     if not hashes:
         return None
     return (f"Dependency lock file{'s' if len(hashes) > 1 else ''} (sha256): "
