@@ -52,7 +52,7 @@ def test_study_presets_cover_what_the_issues_ask():
     for c in cpu:
         cells.setdefault((c.task, c.dataset, c.train_size, c.fraction, c.method), set()).add(
             (c.seed, c.max_steps))
-    for (task, dataset, size, fraction, method), runs in cells.items():
+    for (task, dataset, size, _fraction, method), runs in cells.items():
         low = size is not None and size <= 500
         assert len(runs) >= (5 if low else 3), (task, dataset, size, method)
         assert len({cap for _, cap in runs}) == 1

@@ -50,11 +50,11 @@ ENDED_DEFAULT = "budget"
 
 # Config keys that identify an experiment cell, and keys that never change a result.
 IDENTITY = ("task", "arch", "dataset", "train_size", "fraction", "method", "seed")
-# channels_last is part of a run's identity for resuming (it changes float rounding),
-# but not of its setting: a memory layout does not change what is learned beyond
-# rounding, so seeds run with and without it are pooled (results/cpu has both)
+# channels_last is part of a run's identity (it changes float rounding, and over a run
+# rounding differences grow into seed-sized differences), so runs with and without it are
+# different settings, never pooled (the study runs every cell with it)
 IGNORED = tuple(dict.fromkeys(("data_root", "strict", "threads", "extra", "max_bad_steps",
-                               "channels_last", *EXECUTION_KEYS)))
+                               *EXECUTION_KEYS)))
 # Keys that only matter when features are warped (random, afdm) or learned (afdm).
 WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
              "warmup_steps")

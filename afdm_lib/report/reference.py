@@ -122,6 +122,17 @@ def deviations_fragment() -> str:
         ("Stopping", "the checkpoint with the best validation metric is tested"
          + (f"; early stopping after {c.patience} validations" if c.patience else
             "; no early stopping by default"), "patience, eval_every"),
+        ("What keeps the adversary adversarial?",
+         f"a penalty {c.afdm_penalty} x mean(pre-tanh output^2) in its objective and "
+         + ("BatchNorm in the localisation net's hidden layer" if c.afdm_loc_norm else
+            "no normalisation in the localisation net")
+         + (f"; N(0, {c.afdm_noise}^2) noise on its pre-tanh outputs" if c.afdm_noise else "")
+         + " (without them it collapsed to one saturated warp; see below)",
+         "afdm_penalty, afdm_loc_norm, afdm_noise"),
+        ("How large is the random control's warp?",
+         f"`{c.random_shift}` by default (each coordinate uniform within the bound); the "
+         "study (`cpu` preset) uses random signs at the magnitude the adversary realises",
+         "random_shift, random_scale"),
         ("Data", "IndBAN and IndDEV are not public: embedded real-handwriting digit words, "
          "synthetic words and BanglaWriting / IIIT-HW-Dev style data instead", "dataset"),
     ]
