@@ -73,3 +73,32 @@ def test_record_carries_the_data_fingerprint(tmp_path):
     assert df.loc["synth-latin", "data_fingerprint"] == "f" * 64
     assert pd.isna(df.loc["digits-latin", "data_fingerprint"])
     assert df.loc["digits-latin", "lock_sha256"] == environment()["lock_sha256"]
+
+
+def test_book_provenance_names_other_locks_and_differing_fingerprints(tmp_path):
+    from afdm_lib import report
+    from afdm_lib.results import RECORD, make_record, read_json, write_json
+
+    cfg = {"task": "recognition", "dataset": "synth-latin", "method": "none", "seed": 0,
+           "train_size": 100}
+    for i, (lock, fp) in enumerate([(None, "a" * 64), ("b" * 64, "c" * 64),
+                                    (None, None)]):
+        rec = make_record({**cfg, "seed": i}, "ok", metrics={"cer": 0.5},
+                          data_fingerprint={"sha256": fp} if fp else None)
+        if lock:
+            rec["environment"]["lock_sha256"] = lock
+        write_json(tmp_path / f"r{i}" / RECORD, rec)
+    text = report.provenance(report.load_runs(tmp_path))
+    current = environment()["lock_sha256"]
+    assert f"`{current[:12]}`" in text and "`bbbbbbbbbbbb`" in text
+    assert "1 of 3 runs were made with another lock" in text
+    assert "2 different sets of fonts and word lists" in text and "`aaaaaaaaaaaa`" in text
+    assert "1 runs (`synth-latin`) record no font/word-list fingerprint" in text
+    # records from before the lock file
+    for i in range(3):
+        path = tmp_path / f"r{i}" / RECORD
+        rec = read_json(path)
+        rec["environment"].pop("lock_sha256")
+        write_json(path, rec)
+    text = report.provenance(report.load_runs(tmp_path))
+    assert "No run names a dependency lock file" in text

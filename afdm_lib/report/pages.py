@@ -43,19 +43,64 @@ def _commits(ok: pd.DataFrame) -> str | None:
 
 
 def _lock_files(ok: pd.DataFrame) -> str | None:
+    """The lock files the runs name, and whether they are the one checked out: a run
+    made with another lock is reproduced exactly only from that lock (git history)."""
+    from ..results import LOCK, file_sha256
+
     # results.load_records names it lock_sha256; load_runs adds every environment.* field
     col = next((c for c in ("lock_sha256", "environment.lock_sha256") if c in ok.columns),
                None)
-    hashes = sorted({str(h)[:12] for h in ok[col].dropna()}) if col else []
+    named = ok[col].dropna().astype(str) if col else pd.Series(dtype=str)
+    hashes = sorted(set(named))
+    current = file_sha256(LOCK)
+    here = f"`{current[:12]}`" if current else "none"
     if not hashes:
+        return (f"No run names a dependency lock file (they predate `requirements.lock`; "
+                f"the checked-out lock is {here}).")
+    text = (f"Dependency lock file{'s' if len(hashes) > 1 else ''} (sha256): "
+            + ", ".join(f"`{h[:12]}`" for h in hashes) + ".")
+    other = int((named != current).sum())
+    if other:
+        text += (f" {other} of {len(ok)} runs were made with another lock than the "
+                 f"checked-out `requirements.lock` ({here}); reinstall theirs to reproduce "
+                 f"them exactly.")
+    if len(named) < len(ok):
+        text += f" {len(ok) - len(named)} runs predate the lock file and name none."
+    return text
+
+
+def _data_fingerprints(ok: pd.DataFrame) -> str | None:
+    """Synthetic datasets are drawn from the machine's fonts and word lists: runs of one
+    synth-* dataset with different fingerprints did not see the same images."""
+    if "dataset" not in ok.columns:
         return None
-    return (f"Dependency lock file{'s' if len(hashes) > 1 else ''} (sha256): "
-            + ", ".join(f"`{h}`" for h in hashes) + ".")
+    synth = ok[ok["dataset"].astype(str).str.startswith("synth-")]
+    if synth.empty:
+        return None
+    notes, unrecorded = [], {}
+    for name, rows in synth.groupby("dataset"):
+        fps = (rows["data_fingerprint"].dropna().astype(str)
+               if "data_fingerprint" in rows.columns else pd.Series(dtype=str))
+        distinct = sorted(set(fps))
+        if len(distinct) > 1:
+            notes.append(f"`{name}` runs used {len(distinct)} different sets of fonts and "
+                         f"word lists (fingerprints "
+                         + ", ".join(f"`{d[:12]}`" for d in distinct)
+                         + "): their images differ, so compare them with care")
+        if len(fps) < len(rows):
+            unrecorded[name] = len(rows) - len(fps)
+    if unrecorded:
+        notes.append(f"{sum(unrecorded.values())} runs ("
+                     + ", ".join(f"`{n}`" for n in unrecorded)
+                     + ") record no font/word-list fingerprint (made before it was recorded)")
+    if not notes:
+        return "Every synthetic-data run of a dataset used the same fonts and word lists."
+    return "Synthetic data: " + "; ".join(notes) + "."
 
 
 # one summariser per provenance fact, each reading the finished runs and returning a
 # sentence or None; a new fact (e.g. another environment field) is one more entry here
-PROVENANCE_FACTS = [_commits, _lock_files]
+PROVENANCE_FACTS = [_commits, _lock_files, _data_fingerprints]
 
 
 def provenance(runs: Runs) -> str:
