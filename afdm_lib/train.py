@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from .afdm import AFDM
 from .config import EXECUTION_KEYS, ConfigError, RunConfig
 from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
+from .data.synth import dataset_fingerprint
 from .models import BlockModel, Warp, build_model
 from .probe import adversary_probe, valid_columns
 from .recognition import RecognitionTask
@@ -426,7 +427,8 @@ class Trainer:
                      # across every resume of the run (total_seconds: this process only)
                      "wall_seconds_total": round(
                          wall_before + time.perf_counter() - self.wall_start, 2)},
-            sizes=sizes, determinism=determinism, device=str(device), started=self.started)
+            sizes=sizes, determinism=determinism, device=str(device), started=self.started,
+            data_fingerprint=dataset_fingerprint(cfg.dataset))
         record["resumes"] = st["resumes"]
         record["problems"] = (train.problems + val.problems + test.problems)[:100]
         write_json(self.out / RECORD, record)

@@ -161,3 +161,15 @@ def test_config_errors_list_valid_choices():
         RunConfig.from_dict({"lr": 1e-3, "learning_rate": 1})
     with pytest.raises(ConfigError, match="out of range"):
         RunConfig(p_warp=1.5)
+
+
+def test_synthetic_records_carry_the_font_and_word_list_fingerprint(tmp_path, tiny_cfg):
+    from afdm_lib.data import synth
+
+    fp = synth.dataset_fingerprint("synth-latin")
+    if not fp or "error" in fp:
+        pytest.skip(f"synth-latin cannot be built on this machine: {fp}")
+    record = train(tiny_cfg.replace(dataset="synth-latin", train_size=16, val_size=8,
+                                    test_size=8), tmp_path / "synth")
+    assert record["data_fingerprint"]["sha256"] == fp["sha256"]
+    assert train(tiny_cfg, tmp_path / "digits")["data_fingerprint"] is None
