@@ -299,7 +299,7 @@ class Trainer:
             self._say(f"resuming {self.out} from step {st['step']} (epoch {st['epoch']}; "
                       f"resume {len(st['resumes'])})")
         wall_before = st["wall_seconds"]
-        self.wall_start = time.perf_counter()
+        self.wall_start = t0  # this process's wall time counts from its start, data included
 
         # the training loss accumulated since the last validation point (kept on resume)
         loss_sum, loss_n = st["loss_sum"], st["loss_n"]

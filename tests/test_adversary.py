@@ -94,6 +94,7 @@ def test_the_afdm_step_leaves_the_recognizer_untouched(tmp_path, reuse):
     for key in before:  # weights, running statistics and num_batches_tracked
         assert torch.equal(before[key], after[key]), key
     assert all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())  # no recognizer backward at all
     assert model.training
 
 
@@ -194,6 +195,18 @@ def test_each_word_is_warped_over_its_own_width():
     assert out[0, :, :, :10].abs().max() <= narrow.abs().max() + 1e-5
     assert torch.allclose(out[1], afdm(wide, frozen=True, valid=torch.tensor([25]))[0],
                           atol=1e-5)
+
+
+def test_the_trainers_warp_hands_each_words_width_to_the_module():
+    torch.manual_seed(0)
+    afdm = AFDM(4, groups=1, max_shift=0.3)
+    torch.nn.init.normal_(afdm.loc.out.bias, std=1.0)  # a fixed warp
+    f = torch.randn(2, 4, 6, 25)
+    f[0, :, :, 10:] = 0.7  # the first word fills 10 of 25 columns (40 of 100 pixels)
+    out = make_warp(afdm, 1.0, True, torch.tensor([40, 100]), 100)(f)
+    assert torch.equal(out[0, :, :, 10:], f[0, :, :, 10:])  # its padding is untouched
+    alone = afdm(f[:1, :, :, :10], frozen=True, valid=torch.tensor([10]))
+    assert torch.allclose(out[0, :, :, :10], alone[0], atol=1e-5)
 
 
 def test_valid_columns_follow_the_feature_maps_downsampling():
