@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig
+from .report.figures import _save
 from .report.loading import ReportError
 from .report.tables import markdown_table
 from .results import read_json, read_record
@@ -38,18 +39,6 @@ PROBE_STYLE = {"loss_clean": ("#555555", "o", "no warp"),
                "saturated": ("#d62728", "^", "saturated (|tanh| > 0.99)"),
                "diversity": ("#2ca02c", "s", "diversity (std over inputs / bound)"),
                "clamped": ("#7f7f7f", "D", "sampling clamped to the word")}
-
-
-def _save(fig, path: str | Path) -> Path:
-    """Write a figure (folders made as needed) and free it."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def _agg():
