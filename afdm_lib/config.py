@@ -103,11 +103,11 @@ class RunConfig:
     # objective (a restoring force against saturation); afdm_loc_norm puts BatchNorm on
     # the localisation net's hidden layer (every hidden unit varies over the batch at unit
     # scale, so the warp can depend on the word). Trial runs (Latin digits, 300 words,
-    # seed 5, probe at steps 400-700): neither: saturated 1.0, diversity 0.000, probe loss
-    # under AFDM below random; penalty 0.1 alone: saturated 0, diversity 0.05, AFDM loss
-    # = random; penalty + N(0,1) noise: diversity 0.005-0.04, AFDM = random at its own
-    # magnitude; penalty + norm: saturated 0.01-0.09, diversity 0.27-0.30, AFDM loss above
-    # random at every point (0.78 vs 0.53, 0.35 vs 0.28, 0.55 vs 0.36, 0.92 vs 0.67).
+    # seed 5, 1000 steps, probe at the 7 validation points 400-1000; AFDM loss above
+    # uniform random / above random at the AFDM's own magnitude): neither: saturated 1.0,
+    # diversity 0.000, 2/7 and 0/7; penalty 0.1 alone: saturated 0, diversity 0.05-0.07,
+    # 1/7 and 3/7; penalty + N(0,1) noise: diversity 0.005-0.04, 2/7 and 3/7; penalty +
+    # norm: saturated 0.01-0.09, diversity 0.27-0.34, 7/7 and 7/7.
     # afdm_noise (N(0, noise^2) on the pre-tanh outputs while training) stays available
     afdm_penalty: float = 0.1
     afdm_loc_norm: bool = True
