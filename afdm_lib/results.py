@@ -95,6 +95,10 @@ def now() -> str:
 
 
 def git_commit() -> str | None:
+    """HEAD of this checkout; ``$AFDM_GIT_COMMIT`` for a copy without ``.git`` (a cluster
+    node or an accelerator machine that received the working tree only)."""
+    if os.environ.get("AFDM_GIT_COMMIT"):
+        return os.environ["AFDM_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=5)
