@@ -22,7 +22,7 @@ APT_PACKAGES := fontconfig fonts-dejavu-core fonts-noto-core \
   fonts-urw-base35 wamerican hunspell-bn hunspell-hi libfribidi0 libraqm0 \
   chromium chromium-driver
 
-.PHONY: setup system venv test study quick cpu ablation book bench lint lock clean
+.PHONY: setup system venv test study quick cpu ablation capacity book bench lint lock clean
 
 setup: system $(BIN)/afdm
 
@@ -68,6 +68,9 @@ cpu: setup
 # one AFDM knob at a time on George Washington (the book's Ablation page reads it)
 ablation: setup
 	$(BIN)/afdm sweep --preset ablation --results results/ablation
+
+capacity: setup
+	$(BIN)/afdm sweep --preset capacity --results results/capacity
 
 book: setup
 	$(BIN)/afdm book --results results/cpu

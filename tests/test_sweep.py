@@ -71,6 +71,14 @@ def test_study_presets_cover_what_the_issues_ask():
                     if c.cell_id.split("-afdm", 1)[1].rsplit("-s", 1)[0] == v}) >= 3
                for v in varied)
 
+    # capacity: the cpu preset's low-resource Latin `none` cell, only the width changed
+    base = next(c.config for c in expand("cpu").cells
+                if c.cell_id == "recognition-crnn-digits-latin-n200-none-s0").to_dict()
+    capacity = [c.config.to_dict() for c in expand("capacity").cells]
+    assert {c["width"] for c in capacity} == {0.25, 0.5} and len(capacity) == 6
+    for c in capacity:
+        assert {k for k in c if c[k] != base[k]} <= {"width", "seed"}
+
     paper = expand("paper")
     assert paper.max_jobs == 1
     assert all(c.config.device == "cuda" and c.config.width == 1.0 and c.config.height == 64
