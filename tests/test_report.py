@@ -550,3 +550,42 @@ def test_committed_spotting_cell_at_1000_words_reads_every_pair():
     row = tests[(tests["dataset"] == "digits-bangla") & (tests["train_size"] == 1000)
                 & (tests["baseline"] == "none") & (tests["setting"] == "")]
     assert row["n"].item() == len(seeds["none"] & seeds["afdm"]) >= 3
+
+
+def test_capacity_section_reads_the_gap_at_the_best_point(tmp_path: Path):
+    # the capacity preset's wider `none` runs live beside the study's folder; the
+    # study's own width comes from the study's runs of the same cell. Each width's row
+    # must take the training-subset CER at the best validation step, not the last one.
+    results = tmp_path / "results"
+
+    def run(folder: str, name: str, seed: int, width: float, train: float, val: float):
+        cfg = RunConfig(dataset="digits-latin", method="none", seed=seed, train_size=200,
+                        width=width).to_dict()
+        curve = [{"step": 100, "val_cer": 0.9, "train_cer": 0.9},
+                 {"step": 200, "val_cer": val, "train_cer": train},
+                 {"step": 300, "val_cer": val + 0.05, "train_cer": 0.0}]  # over-fitting
+        rec = make_record(cfg, "ok", metrics={"cer": val + 0.01, "wer": 0.3,
+                                              "train_size": 200, "best_step": 200,
+                                              "ended": "converged"},
+                          curve=curve, sizes={"parameters": int(width * 1e6)}, cell_id=name)
+        write_json(results / folder / "runs" / name / "record.json", rec)
+
+    for seed in range(3):
+        run("cpu", f"none-{seed}", seed, 0.125, 0.01, 0.10)
+        run("capacity", f"none-w25-{seed}", seed, 0.25, 0.02 + 0.01 * seed, 0.08)
+        run("capacity", f"none-w5-{seed}", seed, 0.5, 0.005, 0.07)
+    found = report.find_capacity(results / "cpu")
+    assert found == results / "capacity"
+    text = report.capacity_fragment(report.load_runs(results / "cpu"), tmp_path / "fig",
+                                    "fig", found)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| 0")}
+    assert list(rows) == ["0.125", "0.25", "0.5"]
+    assert "125,000" in rows["0.125"] and "500,000" in rows["0.5"]
+    assert "0.100 [0.100, 0.100] (n=3)" in rows["0.125"]  # validation at the best step
+    assert "0.030 [" in rows["0.25"] and "+0.050 [" in rows["0.25"]  # train, gap
+    assert "| 200 |" in rows["0.5"]
+    assert "width 0.125: validation CER 0.100 against 0.010" in text
+    assert any(p.name.startswith("capacity-") for p in (tmp_path / "fig").glob("*.png"))
+    assert "No runs of the `capacity` preset" in report.capacity_fragment(
+        report.load_runs(results / "cpu"), tmp_path / "fig", "fig", None)

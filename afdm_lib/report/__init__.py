@@ -16,6 +16,7 @@ per concern:
 - :mod:`.pages`: the generated fragments of the results pages (provenance, headline,
   verdicts, per-dataset sections);
 - :mod:`.ablation`: the Ablation page (one key varied at a time);
+- :mod:`.capacity`: its backbone-width section (the capacity preset);
 - :mod:`.reference`: parameters, deviations and paper-number pages;
 - :mod:`.bench_page`: the Benchmarks page (the warp gallery: :mod:`afdm_lib.warp_gallery`).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from .ablation import ABLATION_KEYS, ablation_fragment, find_ablation
 from .bench_page import bench_fragment, find_bench
+from .capacity import capacity_fragment, find_capacity
 from .figures import METHOD_STYLE, plot_curves, plot_vs_size
 from .loading import (
     ADVERSARY_KEYS,
@@ -92,6 +94,6 @@ __all__ = [
     "results_fragment", "summary_table", "t_interval", "tests_table", "verdicts",
     "weak_rows_sentence", "ABLATION_PRESET", "MIN_QBE_QUERIES", "bound_sentence",
     "clipped_interval", "headline_metric", "ABLATION_KEYS", "ablation_fragment",
-    "find_ablation",
+    "find_ablation", "capacity_fragment", "find_capacity",
     "paper_table", "study_runs", "verdict_table",
 ]
