@@ -274,6 +274,51 @@ def probe_table(results_dir: str | Path) -> pd.DataFrame:
     return out
 
 
+def adversary_counts(series: pd.DataFrame) -> dict[str, int]:
+    """Over one run's validation points: how many carry an AFDM probe, and at how many the
+    AFDM warp raised the loss above random warps of the same bound (``above_random``) and
+    above random warps at the AFDM's own mean magnitude (``above_matched``)."""
+    if series.empty or "loss_afdm" not in series.columns:
+        return {"points": 0, "above_random": 0, "above_matched": 0}
+    s = series.dropna(subset=["loss_afdm", "loss_random"])
+    matched = s["loss_random_matched"] if "loss_random_matched" in s.columns else None
+    return {"points": len(s),
+            "above_random": int((s["loss_afdm"] > s["loss_random"]).sum()),
+            "above_matched": int((s["loss_afdm"] > matched).sum()) if matched is not None
+            else 0}
+
+
+def adversary_table(results_dir: str | Path) -> pd.DataFrame:
+    """Per (task, dataset, training size) of the ``afdm`` runs: the validation points at
+    which the AFDM warp hurt more than random warps (summed over runs), and the runs in
+    which it did so at most (more than half) of their points: whether the adversary acts
+    over training, not only at its last point."""
+    rows = []
+    for rec_path in sorted(Path(results_dir).rglob("record.json")):
+        rec = read_record(rec_path.parent)
+        if rec is None or rec.get("status") != "ok":
+            continue
+        c = rec.get("config") or {}
+        if c.get("method") != "afdm":
+            continue
+        n = adversary_counts(probe_series(rec))
+        if not n["points"]:
+            continue
+        rows.append({"task": c.get("task"), "dataset": c.get("dataset"),
+                     "train_size": c.get("train_size"), **n,
+                     "most_random": int(n["above_random"] * 2 > n["points"]),
+                     "most_matched": int(n["above_matched"] * 2 > n["points"])})
+    if not rows:
+        return pd.DataFrame()
+    return (pd.DataFrame(rows)
+            .groupby(["task", "dataset", "train_size"], dropna=False)
+            .agg(runs=("points", "size"), points=("points", "sum"),
+                 above_random=("above_random", "sum"), most_random=("most_random", "sum"),
+                 above_matched=("above_matched", "sum"),
+                 most_matched=("most_matched", "sum"))
+            .reset_index())
+
+
 def _fmt(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
@@ -307,6 +352,25 @@ def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
                    "recorded it (probed / runs):\n\n" + markdown_table(
                        ["task", "dataset", "words", "method", "probed",
                         *[PROBE_HEADERS[k] for k in (*PROBE_LOSSES, *PROBE_WARP)]], rows))
+    counts = adversary_table(results_dir)
+    if not counts.empty:
+        rows = [[r["task"], r["dataset"], r["train_size"], int(r["runs"]),
+                 f"{int(r['above_random'])}/{int(r['points'])}",
+                 f"{int(r['most_random'])}/{int(r['runs'])}",
+                 f"{int(r['above_matched'])}/{int(r['points'])}",
+                 f"{int(r['most_matched'])}/{int(r['runs'])}"]
+                for _, r in counts.iterrows()]
+        out.append("\nOver training: at how many validation points (summed over the "
+                   "`afdm` runs) the AFDM warp raised the loss above random warps of the "
+                   "same bound, and in how many runs it did so at most (more than half) "
+                   "of their points; then the same against random warps at the AFDM's own "
+                   "mean magnitude, which separates where the adversary pushes (its "
+                   "direction) from how far it pushes (the anti-collapse penalty keeps its "
+                   "displacements inside the bound: mean |d| / bound above):\n\n" + markdown_table(
+                       ["task", "dataset", "words", "runs", "points AFDM > random",
+                        "runs AFDM > random at most points",
+                        "points AFDM > random at its magnitude",
+                        "runs, at its magnitude"], rows))
     if not ckpts:
         return "\n".join(out)
     probes: dict[str, dict[str, Any]] = {}

@@ -251,3 +251,32 @@ def test_explorer_widgets_drive_the_callbacks(explorer):
     assert (c["word"].value, c["mode"].value, c["group"].value) == (0, "adversarial", -1)
     assert c["bound"].disabled and explorer.figures["probe"] is not probe_before
     plt.close("all")
+
+
+def test_adversary_table_counts_points_and_runs(tmp_path):
+    # the issue-15 criterion, as the Warps page shows it: at how many validation points
+    # the AFDM warp hurt more than random warps (uniform at the bound, and at its own
+    # magnitude), and in how many runs at most points
+    from afdm_lib.config import RunConfig
+    from afdm_lib.results import make_record, write_json
+
+    def run(name: str, method: str, losses: list[tuple[float, float, float]]):
+        cfg = RunConfig(dataset="digits-latin", method=method, train_size=200).to_dict()
+        curve = [{"step": 100 * (i + 1), "val_cer": 0.5,
+                  "probe": {"loss_clean": 0.1, "loss_afdm": a, "loss_random": r,
+                            "loss_random_matched": m, "shift_rel": 0.4, "saturated": 0.0,
+                            "diversity": 0.3, "clamped": 0.1}}
+                 for i, (a, r, m) in enumerate(losses)]
+        write_json(tmp_path / "runs" / name / "record.json",
+                   make_record(cfg, "ok", metrics={"cer": 0.1}, curve=curve, cell_id=name))
+
+    run("a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.6, 0.3), (0.5, 0.4, 0.6)])  # 2/3, 2/3
+    run("b", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1)])  # 0/2, 2/2
+    run("r", "random", [(0.9, 0.4, 0.1)])  # not an adversary: not counted
+    t = warp_gallery.adversary_table(tmp_path)
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert (r["runs"], r["points"], r["above_random"], r["most_random"]) == (2, 5, 2, 1)
+    assert (r["above_matched"], r["most_matched"]) == (4, 2)
+    text = warp_gallery.probe_fragment(tmp_path, tmp_path / "fig", "fig", [])
+    assert "| recognition | digits-latin | 200 | 2 | 2/5 | 1/2 | 4/5 | 2/2 |" in text
