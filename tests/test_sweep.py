@@ -75,7 +75,7 @@ def test_study_presets_cover_what_the_issues_ask():
     base = next(c.config for c in expand("cpu").cells
                 if c.cell_id == "recognition-crnn-digits-latin-n200-none-s0").to_dict()
     capacity = [c.config.to_dict() for c in expand("capacity").cells]
-    assert {c["width"] for c in capacity} == {0.25, 0.5} and len(capacity) == 6
+    assert {c["width"] for c in capacity} == {0.25, 0.5} and len(capacity) == 2
     for c in capacity:
         assert {k for k in c if c[k] != base[k]} <= {"width", "seed"}
 
