@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,19 +244,24 @@ def plot_probe(runs: Sequence[str | Path], path: str | Path | None = None,
     return fig
 
 
-def probe_table(results_dir: str | Path) -> pd.DataFrame:
-    """The last recorded probe of every ``random`` and ``afdm`` run of a results folder,
-    averaged per (task, dataset, training size, method); ``n`` runs, ``n_probe`` of them
-    with a probe (the others predate it)."""
-    rows = []
+def _warped_probes(results_dir: str | Path, methods: tuple[str, ...]
+                   ) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """(config, probe series) of every finished run of ``methods`` in a results folder."""
     for rec_path in sorted(Path(results_dir).rglob("record.json")):
         rec = read_record(rec_path.parent)
         if rec is None or rec.get("status") != "ok":
             continue
         c = rec.get("config") or {}
-        if c.get("method") not in ("random", "afdm"):
-            continue
-        series = probe_series(rec)
+        if c.get("method") in methods:
+            yield c, probe_series(rec)
+
+
+def probe_table(results_dir: str | Path) -> pd.DataFrame:
+    """The last recorded probe of every ``random`` and ``afdm`` run of a results folder,
+    averaged per (task, dataset, training size, method); ``n`` runs, ``n_probe`` of them
+    with a probe (the others predate it)."""
+    rows = []
+    for c, series in _warped_probes(results_dir, ("random", "afdm")):
         last = series.iloc[-1].to_dict() if not series.empty else {}
         rows.append({"task": c.get("task"), "dataset": c.get("dataset"),
                      "train_size": c.get("train_size"), "method": c.get("method"),
@@ -294,14 +299,8 @@ def adversary_table(results_dir: str | Path) -> pd.DataFrame:
     which it did so at most (more than half) of their points: whether the adversary acts
     over training, not only at its last point."""
     rows = []
-    for rec_path in sorted(Path(results_dir).rglob("record.json")):
-        rec = read_record(rec_path.parent)
-        if rec is None or rec.get("status") != "ok":
-            continue
-        c = rec.get("config") or {}
-        if c.get("method") != "afdm":
-            continue
-        n = adversary_counts(probe_series(rec))
+    for c, series in _warped_probes(results_dir, ("afdm",)):
+        n = adversary_counts(series)
         if not n["points"]:
             continue
         rows.append({"task": c.get("task"), "dataset": c.get("dataset"),

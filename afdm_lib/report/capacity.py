@@ -36,24 +36,16 @@ def find_capacity(results_dir: str | Path) -> Path | None:
     return None
 
 
-def best_point(path: str | Path, best_step: int | None) -> dict | None:
-    """The curve point of a run at its best validation step (the checkpoint its test
-    metrics come from), or None when the record has no curve or no such point."""
-    rec = read_record(path)
-    if rec is None or not rec.get("curve") or best_step is None:
-        return None
-    points = [p for p in rec["curve"] if p.get("step") == best_step]
-    return points[0] if points else None
-
-
 def capacity_table(data: pd.DataFrame) -> pd.DataFrame:
     """One row per run: width, seed, parameters, best validation CER, training-subset CER
-    at that point, gap, test CER, best step, how it ended."""
+    at that point (the checkpoint its test metrics come from), gap, test CER, best step,
+    how it ended, and its learning curve."""
     rows = []
     for _, r in data.iterrows():
         step = r.get("metrics.best_step")
         step = None if step is None or pd.isna(step) else int(step)
-        point = best_point(r["path"], step) or {}
+        curve = (read_record(r["path"]) or {}).get("curve") or []
+        point = next((p for p in curve if step is not None and p.get("step") == step), {})
         train, val = point.get("train_cer"), point.get("val_cer")
         rows.append(dict(width=float(r["config.width"]), seed=int(r["seed"]),
                          parameters=r.get("sizes.parameters"), val_cer=val,
@@ -61,7 +53,7 @@ def capacity_table(data: pd.DataFrame) -> pd.DataFrame:
                          gap=val - train if val is not None and train is not None
                          else math.nan,
                          test_cer=float(r["metrics.cer"]), best_step=step,
-                         ended=r["ended"], path=r["path"]))
+                         ended=r["ended"], curve=curve))
     return pd.DataFrame(rows)
 
 
@@ -79,14 +71,13 @@ def plot_capacity_curves(table: pd.DataFrame, path: Path, title: str) -> Path | 
     drawn = False
     for colour, width in zip(colours, widths):
         for i, (_, r) in enumerate(table[table["width"] == width].iterrows()):
-            rec = read_record(r["path"])
-            curve = (rec or {}).get("curve") or []
-            steps = [p["step"] for p in curve if p.get("train_cer") is not None]
-            if not steps:
+            curve = [p for p in r["curve"] if p.get("train_cer") is not None]
+            if not curve:
                 continue
-            ax.plot(steps, [p["val_cer"] for p in curve if p.get("train_cer") is not None],
+            steps = [p["step"] for p in curve]
+            ax.plot(steps, [p["val_cer"] for p in curve],
                     color=colour, lw=1, label=f"width {width:g}: validation" if i == 0 else None)
-            ax.plot(steps, [p["train_cer"] for p in curve if p.get("train_cer") is not None],
+            ax.plot(steps, [p["train_cer"] for p in curve],
                     color=colour, lw=1, ls="--",
                     label=f"width {width:g}: training subset" if i == 0 else None)
             drawn = True
