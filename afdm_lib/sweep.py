@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import EXECUTION_KEYS, ConfigError, RunConfig
+from .config import EXECUTION_KEYS, ConfigError, RunConfig, matters_for
 from .results import RECORD, make_record, now, read_json, read_record, write_json
 
 if sys.version_info >= (3, 11):
@@ -189,9 +189,12 @@ def expand(name: str, path: str | Path | None = None, device: str | None = None)
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
     """A config without the execution-only keys (EXECUTION_KEYS). Keys missing from an
     older record take today's defaults, or the legacy value that reproduces how it ran
-    (``RunConfig.with_defaults``), so adding a field does not make every record stale."""
+    (``RunConfig.with_defaults``), so adding a field does not make every record stale; keys
+    that cannot change a run of its method (``matters_for``) are left out, so a new AFDM
+    setting re-runs the AFDM cells only."""
     full = RunConfig.with_defaults(config)
-    return {k: v for k, v in full.items() if k not in EXECUTION_KEYS}
+    return {k: v for k, v in full.items()
+            if k not in EXECUTION_KEYS and matters_for(k, full["method"])}
 
 
 def relative_cost(config: dict[str, Any]) -> float:

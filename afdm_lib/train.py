@@ -487,7 +487,8 @@ class Trainer:
 
     def _afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, st,
                    t_a: torch.Tensor | None = None) -> None:
-        """AFDM maximises the task loss, minus ``afdm_penalty`` x mean(raw^2). The
+        """AFDM maximises the task loss, minus ``afdm_penalty`` x mean(excess^2), where
+        excess = max(|raw| - ``afdm_margin``, 0) (margin 0: the plain raw^2). The
         recognizer is frozen: no weight changes, and its BatchNorm statistics (the forward
         runs in training mode, as in the recognizer step) are put back as they were.
         ``t_a``: T_A's output of this batch from the recognizer step (the cheaper step)."""
@@ -501,7 +502,8 @@ class Trainer:
             if self._guard(loss, st):
                 objective = -loss
                 if self.cfg.afdm_penalty > 0 and afdm.last_raw is not None:
-                    objective = objective + self.cfg.afdm_penalty * afdm.last_raw.pow(2).mean()
+                    excess = (afdm.last_raw.abs() - self.cfg.afdm_margin).clamp_min(0)
+                    objective = objective + self.cfg.afdm_penalty * excess.pow(2).mean()
                 objective.backward()
                 if _finite_step(list(afdm.parameters()), self.cfg.clip_grad):
                     opt_afdm.step()

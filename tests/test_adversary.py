@@ -77,6 +77,33 @@ def test_the_afdm_step_raises_the_loss_it_is_trained_against(tmp_path):
     assert after > before * 1.5, (before, after)  # a minimising step lowers it
 
 
+@pytest.mark.parametrize("raw, margin, pulled_back", [
+    (1.0, 0.0, True),    # no margin: every output is pulled towards the identity warp
+    (1.0, 1.5, False),   # inside the margin: the adversary's objective is the loss alone
+    (2.0, 1.5, True)])   # beyond it: pulled back towards the margin
+def test_the_penalty_acts_only_beyond_the_margin(tmp_path, raw, margin, pulled_back):
+    (images, widths, texts), chars = batch(4)
+    task, model = fitted_crnn(images, widths, texts, chars, steps=50)
+
+    def bias_after_one_step(penalty: float) -> torch.Tensor:
+        afdm = AFDM(model.afdm_channels, groups=2, noise=0.0)
+        torch.nn.init.constant_(afdm.loc.out.bias, raw)  # weights 0: raw = bias for every word
+        opt = torch.optim.SGD(afdm.parameters(), lr=1.0)
+        trainer_for(tmp_path, afdm_penalty=penalty, afdm_margin=margin)._afdm_step(
+            task, model, afdm, opt, images, widths, texts,
+            {"afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0, "step": 0})
+        return afdm.loc.out.bias.detach().clone()
+
+    loss_only, penalised = bias_after_one_step(0.0), bias_after_one_step(10.0)
+    if pulled_back:  # SGD lr 1: the penalty's gradient 10 x 2 x excess / n moves each bias
+        excess = raw - margin
+        n = loss_only.numel()
+        assert torch.allclose(loss_only - penalised, torch.full_like(loss_only,
+                              10.0 * 2 * excess / n), atol=1e-6)
+    else:
+        assert torch.equal(loss_only, penalised)
+
+
 @pytest.mark.parametrize("reuse", [False, True])
 def test_the_afdm_step_leaves_the_recognizer_untouched(tmp_path, reuse):
     (images, widths, texts), chars = batch(8)

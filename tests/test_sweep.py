@@ -212,6 +212,21 @@ def test_is_done_ignores_execution_keys_but_not_the_rest(tmp_path):
     assert not sweep.is_done(run_dir, cell.config)
 
 
+@pytest.mark.parametrize("method, key, value, still_done", [
+    ("none", "afdm_margin", 0.0, True),      # a new AFDM setting keeps the baselines' runs
+    ("none", "max_shift", 0.3, True),        # nothing is warped in a `none` run
+    ("random", "afdm_penalty", 1.0, True),   # the random control has no adversary
+    ("random", "max_shift", 0.3, False),     # ...but a warp bound
+    ("afdm", "afdm_margin", 0.0, False),     # the AFDM run itself must run again
+    ("none", "lr", 1e-2, False)])
+def test_only_keys_that_matter_for_the_method_make_a_record_stale(tmp_path, method, key,
+                                                                   value, still_done):
+    cell = next(c for c in expand("smoke").cells if c.config.method == method)
+    _fake_results(tmp_path, Preset("p", "", [cell]))
+    run_dir = tmp_path / "runs" / cell.cell_id
+    assert sweep.is_done(run_dir, cell.config.replace(**{key: value})) is still_done
+
+
 def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
     cell = expand("smoke").cells[0]
     _fake_results(tmp_path, Preset("p", "", [cell]))

@@ -27,19 +27,18 @@ Nothing here trains anything.
 
 from __future__ import annotations
 
+from ..config import ADVERSARY_KEYS, WARP_KEYS
 from .ablation import ABLATION_KEYS, ablation_fragment, find_ablation
 from .bench_page import bench_fragment, find_bench
 from .capacity import capacity_fragment, find_capacity
 from .figures import METHOD_STYLE, plot_curves, plot_vs_size
 from .loading import (
-    ADVERSARY_KEYS,
     ALPHA,
     BASELINES,
     IDENTITY,
     IGNORED,
     MIN_QBE_QUERIES,
     TASK_METRICS,
-    WARP_KEYS,
     Metric,
     ReportError,
     Runs,

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import EXECUTION_KEYS, RunConfig
+from ..config import matters_for as _relevant
 from ..results import RECORD, read_json, read_record
 
 
@@ -55,13 +56,6 @@ IDENTITY = ("task", "arch", "dataset", "train_size", "fraction", "method", "seed
 # different settings, never pooled (the study runs every cell with it)
 IGNORED = tuple(dict.fromkeys(("data_root", "strict", "threads", "extra", "max_bad_steps",
                                *EXECUTION_KEYS)))
-# Keys that only matter when features are warped (random, afdm) or learned (afdm).
-WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
-             "warmup_steps")
-ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_lr", "afdm_penalty", "afdm_noise",
-                  "afdm_reuse_features", "afdm_loc_norm")
-# keys that only shape the random control's draws
-RANDOM_KEYS = ("random_shift", "random_scale")
 
 
 # --- loading -------------------------------------------------------------------------
@@ -77,16 +71,6 @@ class Runs:
     @property
     def empty(self) -> bool:
         return self.ok.empty
-
-
-def _relevant(key: str, method: str) -> bool:
-    if key in ADVERSARY_KEYS:
-        return method == "afdm"
-    if key in RANDOM_KEYS:
-        return method == "random"
-    if key in WARP_KEYS:
-        return method in ("random", "afdm")
-    return True
 
 
 def _setting_keys(df: pd.DataFrame) -> list[str]:

@@ -123,12 +123,13 @@ def deviations_fragment() -> str:
          + (f"; early stopping after {c.patience} validations" if c.patience else
             "; no early stopping by default"), "patience, eval_every"),
         ("What keeps the adversary adversarial?",
-         f"a penalty {c.afdm_penalty} x mean(pre-tanh output^2) in its objective and "
+         f"a penalty {c.afdm_penalty} x mean(pre-tanh output^2) in its objective "
+         + (f"(only beyond |output| {c.afdm_margin}) " if c.afdm_margin else "") + "and "
          + ("BatchNorm in the localisation net's hidden layer" if c.afdm_loc_norm else
             "no normalisation in the localisation net")
          + (f"; N(0, {c.afdm_noise}^2) noise on its pre-tanh outputs" if c.afdm_noise else "")
          + " (without them it collapsed to one saturated warp; see below)",
-         "afdm_penalty, afdm_loc_norm, afdm_noise"),
+         "afdm_penalty, afdm_margin, afdm_loc_norm, afdm_noise"),
         ("How large is the random control's warp?",
          f"`{c.random_shift}` by default (each coordinate uniform within the bound); the "
          "study (`cpu` preset) uses random signs at the magnitude the adversary realises",
