@@ -253,26 +253,28 @@ def test_explorer_widgets_drive_the_callbacks(explorer):
     plt.close("all")
 
 
+def _probe_run(root, name: str, method: str, losses: list[tuple[float, float, float]]):
+    """A record whose probe has (loss_afdm, loss_random, loss_random_matched) per point."""
+    from afdm_lib.config import RunConfig
+    from afdm_lib.results import make_record, write_json
+
+    cfg = RunConfig(dataset="digits-latin", method=method, train_size=200).to_dict()
+    curve = [{"step": 100 * (i + 1), "val_cer": 0.5,
+              "probe": {"loss_clean": 0.1, "loss_afdm": a, "loss_random": r,
+                        "loss_random_matched": m, "shift_rel": 0.4, "saturated": 0.0,
+                        "diversity": 0.3, "clamped": 0.1}}
+             for i, (a, r, m) in enumerate(losses)]
+    write_json(root / "runs" / name / "record.json",
+               make_record(cfg, "ok", metrics={"cer": 0.1}, curve=curve, cell_id=name))
+
+
 def test_adversary_table_counts_points_and_runs(tmp_path):
     # the issue-15 criterion, as the Warps page shows it: at how many validation points
     # the AFDM warp hurt more than random warps (uniform at the bound, and at its own
     # magnitude), and in how many runs at most points
-    from afdm_lib.config import RunConfig
-    from afdm_lib.results import make_record, write_json
-
-    def run(name: str, method: str, losses: list[tuple[float, float, float]]):
-        cfg = RunConfig(dataset="digits-latin", method=method, train_size=200).to_dict()
-        curve = [{"step": 100 * (i + 1), "val_cer": 0.5,
-                  "probe": {"loss_clean": 0.1, "loss_afdm": a, "loss_random": r,
-                            "loss_random_matched": m, "shift_rel": 0.4, "saturated": 0.0,
-                            "diversity": 0.3, "clamped": 0.1}}
-                 for i, (a, r, m) in enumerate(losses)]
-        write_json(tmp_path / "runs" / name / "record.json",
-                   make_record(cfg, "ok", metrics={"cer": 0.1}, curve=curve, cell_id=name))
-
-    run("a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.6, 0.3), (0.5, 0.4, 0.6)])  # 2/3, 2/3
-    run("b", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1)])  # 0/2, 2/2
-    run("r", "random", [(0.9, 0.4, 0.1)])  # not an adversary: not counted
+    _probe_run(tmp_path, "a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.6, 0.3), (0.5, 0.4, 0.6)])
+    _probe_run(tmp_path, "b", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1)])  # 0/2, 2/2
+    _probe_run(tmp_path, "r", "random", [(0.9, 0.4, 0.1)])  # not an adversary: not counted
     t = warp_gallery.adversary_table(tmp_path)
     assert len(t) == 1
     r = t.iloc[0]
@@ -280,3 +282,16 @@ def test_adversary_table_counts_points_and_runs(tmp_path):
     assert (r["above_matched"], r["most_matched"]) == (4, 2)
     text = warp_gallery.probe_fragment(tmp_path, tmp_path / "fig", "fig", [])
     assert "| recognition | digits-latin | 200 | 2 | 2/5 | 1/2 | 4/5 | 2/2 |" in text
+    assert "earlier anti-collapse setting" not in text  # no such folder beside it
+
+
+def test_the_probe_section_shows_the_earlier_setting_beside_the_study(tmp_path):
+    study, earlier = tmp_path / "cpu", tmp_path / warp_gallery.EARLIER_ADVERSARY
+    _probe_run(study, "a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.4, 0.6)])  # 2/2, 1/2
+    _probe_run(earlier, "a", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1), (0.5, 0.4, 0.6)])
+    assert warp_gallery.find_earlier_adversary(study) == earlier
+    assert warp_gallery.find_earlier_adversary(earlier) is None  # not itself
+    text = warp_gallery.probe_fragment(study, tmp_path / "fig", "fig", [])
+    now, _, before = text.partition("earlier anti-collapse setting")
+    assert "| recognition | digits-latin | 200 | 1 | 2/2 | 1/1 | 1/2 | 0/1 |" in now
+    assert "| recognition | digits-latin | 200 | 1 | 1/3 | 0/1 | 2/3 | 1/1 |" in before
