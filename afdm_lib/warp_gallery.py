@@ -18,7 +18,7 @@ import pandas as pd
 
 from .config import RunConfig
 from .report.figures import _save
-from .report.loading import ReportError
+from .report.loading import ReportError, sibling_results
 from .report.tables import markdown_table
 from .results import read_json, read_record
 from .warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
@@ -327,10 +327,7 @@ EARLIER_ADVERSARY = "cpu-margin0"  # results of the earlier AFDM setting, beside
 
 def find_earlier_adversary(results_dir: str | Path) -> Path | None:
     """``results/cpu-margin0`` beside ``results_dir``, if there is one."""
-    candidate = Path(results_dir).parent / EARLIER_ADVERSARY
-    if candidate.is_dir() and candidate.resolve() != Path(results_dir).resolve():
-        return candidate
-    return None
+    return sibling_results(results_dir, EARLIER_ADVERSARY)
 
 
 def _counts_table(counts: pd.DataFrame) -> str:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..config import RunConfig
 from .figures import METHOD_STYLE, _save
-from .loading import Metric, Runs, _fmt_value, _relevant, _setting_keys, load_runs
+from .loading import Metric, Runs, _fmt_value, _relevant, _setting_keys, load_runs, sibling_results
 from .pages import ABLATION_PRESET, headline_metric, provenance, study_runs
 from .stats import clipped_interval
 from .tables import fmt_cell, markdown_table
@@ -35,11 +35,7 @@ ABLATION_KEYS = ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr",
 def find_ablation(results_dir: str | Path) -> Path | None:
     """The ablation preset's results folder beside ``results_dir`` (``results/cpu`` ->
     ``results/ablation``), if there is one."""
-    root = Path(results_dir)
-    candidate = root.parent / ABLATION_PRESET
-    if candidate.is_dir() and candidate.resolve() != root.resolve():
-        return candidate
-    return None
+    return sibling_results(results_dir, ABLATION_PRESET)
 
 
 def ablation_runs(runs: Runs, ablation: Runs | None = None) -> pd.DataFrame:

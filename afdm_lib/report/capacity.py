@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..results import read_record
 from .figures import _save
-from .loading import Runs, load_runs
+from .loading import Runs, load_runs, sibling_results
 from .pages import study_runs
 from .stats import clipped_interval
 from .tables import fmt_cell, markdown_table
@@ -29,11 +29,7 @@ CAPACITY_PRESET = "capacity"
 
 def find_capacity(results_dir: str | Path) -> Path | None:
     """``results/capacity`` beside ``results_dir`` (``results/cpu``), if there is one."""
-    root = Path(results_dir)
-    candidate = root.parent / CAPACITY_PRESET
-    if candidate.is_dir() and candidate.resolve() != root.resolve():
-        return candidate
-    return None
+    return sibling_results(results_dir, CAPACITY_PRESET)
 
 
 def capacity_table(data: pd.DataFrame) -> pd.DataFrame:

@@ -73,6 +73,16 @@ class Runs:
         return self.ok.empty
 
 
+def sibling_results(results_dir: str | Path, name: str) -> Path | None:
+    """The results folder ``name`` beside ``results_dir`` (``results/cpu`` ->
+    ``results/<name>``), if there is one and it is not ``results_dir`` itself."""
+    root = Path(results_dir)
+    candidate = root.parent / name
+    if candidate.is_dir() and candidate.resolve() != root.resolve():
+        return candidate
+    return None
+
+
 def _setting_keys(df: pd.DataFrame) -> list[str]:
     skip = set(IDENTITY) | set(IGNORED)
     return sorted(c[len("config."):] for c in df.columns
