@@ -525,7 +525,9 @@ class Trainer:
                  "train_loss": loss_sum / loss_n if loss_n else None,
                  f"val_{task.val_metric}": value, f"train_{task.val_metric}": train_value,
                  "seconds": round(st["train_seconds"], 2)}
-        if afdm is not None and st["step"] >= self.cfg.warmup_steps:
+        # the probe starts once warping has (the AFDM at the end of the recognizer's
+        # warm-up is still the identity: its output layer starts at zero)
+        if afdm is not None and st["step"] > self.cfg.warmup_steps:
             images, widths, texts = self._eval_loaders["probe"]
             point["probe"] = adversary_probe(task, model, afdm, images.to(device),
                                              widths.to(device), texts, seed=self.cfg.seed)

@@ -282,10 +282,14 @@ def probe_table(results_dir: str | Path) -> pd.DataFrame:
 def adversary_counts(series: pd.DataFrame) -> dict[str, int]:
     """Over one run's validation points: how many carry an AFDM probe, and at how many the
     AFDM warp raised the loss above random warps of the same bound (``above_random``) and
-    above random warps at the AFDM's own mean magnitude (``above_matched``)."""
+    above random warps at the AFDM's own mean magnitude (``above_matched``). A point where
+    the AFDM is still the identity (``shift_rel`` 0: records of before the trainer probed
+    only after the first AFDM step) tests no adversary and is not counted."""
     if series.empty or "loss_afdm" not in series.columns:
         return {"points": 0, "above_random": 0, "above_matched": 0}
     s = series.dropna(subset=["loss_afdm", "loss_random"])
+    if "shift_rel" in s.columns:
+        s = s[s["shift_rel"] > 0]
     matched = s["loss_random_matched"] if "loss_random_matched" in s.columns else None
     return {"points": len(s),
             "above_random": int((s["loss_afdm"] > s["loss_random"]).sum()),

@@ -253,8 +253,11 @@ def test_explorer_widgets_drive_the_callbacks(explorer):
     plt.close("all")
 
 
-def _probe_run(root, name: str, method: str, losses: list[tuple[float, float, float]]):
-    """A record whose probe has (loss_afdm, loss_random, loss_random_matched) per point."""
+def _probe_run(root, name: str, method: str, losses: list[tuple[float, float, float]],
+               identity_first: bool = False):
+    """A record whose probe has (loss_afdm, loss_random, loss_random_matched) per point;
+    ``identity_first``: a first point where the AFDM is still the identity (as records of
+    before the trainer waited for the first AFDM step)."""
     from afdm_lib.config import RunConfig
     from afdm_lib.results import make_record, write_json
 
@@ -264,6 +267,10 @@ def _probe_run(root, name: str, method: str, losses: list[tuple[float, float, fl
                         "loss_random_matched": m, "shift_rel": 0.4, "saturated": 0.0,
                         "diversity": 0.3, "clamped": 0.1}}
              for i, (a, r, m) in enumerate(losses)]
+    if identity_first:
+        curve.insert(0, {"step": 0, "val_cer": 0.9, "probe": {
+            "loss_clean": 0.1, "loss_afdm": 0.1, "loss_random": 0.4, "loss_random_matched": 0.1,
+            "shift_rel": 0.0, "saturated": 0.0, "diversity": 0.0, "clamped": 0.0}})
     write_json(root / "runs" / name / "record.json",
                make_record(cfg, "ok", metrics={"cer": 0.1}, curve=curve, cell_id=name))
 
@@ -273,7 +280,8 @@ def test_adversary_table_counts_points_and_runs(tmp_path):
     # the AFDM warp hurt more than random warps (uniform at the bound, and at its own
     # magnitude), and in how many runs at most points
     _probe_run(tmp_path, "a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.6, 0.3), (0.5, 0.4, 0.6)])
-    _probe_run(tmp_path, "b", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1)])  # 0/2, 2/2
+    _probe_run(tmp_path, "b", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1)],  # 0/2, 2/2
+               identity_first=True)  # the identity point tests no adversary: not counted
     _probe_run(tmp_path, "r", "random", [(0.9, 0.4, 0.1)])  # not an adversary: not counted
     t = warp_gallery.adversary_table(tmp_path)
     assert len(t) == 1
