@@ -28,14 +28,14 @@ EXECUTION_KEYS = ("device", "workers", "quiet", "compile")
 LEGACY_DEFAULTS: dict[str, Any] = {"afdm_penalty": 0.0, "afdm_noise": 0.0, "afdm_margin": 0.0,
                                    "random_shift": "uniform", "random_scale": 1.0,
                                    "afdm_reuse_features": False, "afdm_loc_norm": False,
-                                   "protocol": 1}
+                                   "protocol": 1, "afdm_steps": 1}
 # Keys that only matter when features are warped (random, afdm) or learned (afdm): a
 # `none` run does not depend on them, nor a `random` run on the adversary's keys, so a
 # change of the AFDM setting leaves the other methods' records valid
 WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p_warp",
              "warmup_steps")
-ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_lr", "afdm_penalty", "afdm_noise",
-                  "afdm_margin", "afdm_reuse_features", "afdm_loc_norm")
+ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_steps", "afdm_lr", "afdm_penalty",
+                  "afdm_noise", "afdm_margin", "afdm_reuse_features", "afdm_loc_norm")
 RANDOM_KEYS = ("random_shift", "random_scale")  # shape only the random control's draws
 
 
@@ -114,7 +114,11 @@ class RunConfig:
     p_warp: float = 0.5  # fraction of each batch whose features are warped
     warmup_steps: int = 100  # recognizer alone, before any warping
     afdm_warmup_steps: int = 20  # AFDM alone (recognizer frozen) after the warm-up
-    afdm_ratio: int = 1  # recognizer steps per AFDM step when alternating
+    afdm_ratio: int = 1  # recognizer steps per AFDM turn when alternating
+    # adversary updates in each AFDM turn, on the same batch against the same recognizer
+    # (k steps of the adversary per recognizer step, as for the discriminator of a GAN):
+    # lets the adversary keep up with a recognizer that adapts to its warps
+    afdm_steps: int = 1
     afdm_lr: float = 1e-3
     # anti-collapse (this study; see the book's Deviations page). Maximising an unbounded
     # loss drives the localisation net's pre-tanh outputs past the bound, where tanh
@@ -213,7 +217,7 @@ class RunConfig:
                 raise ConfigError(f"{name}={value!r} is out of range; it must be >= {lo}")
 
         for name in ("epochs", "batch_size", "groups", "grid_rows", "grid_cols", "height",
-                     "threads", "afdm_ratio", "val_size", "test_size", "max_bad_steps",
+                     "threads", "afdm_ratio", "afdm_steps", "val_size", "test_size", "max_bad_steps",
                      "beam_width", "insert_after"):
             at_least(name, 1)
         for name in ("warmup_steps", "afdm_warmup_steps", "patience", "eval_every", "workers",

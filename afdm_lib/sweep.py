@@ -199,13 +199,13 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 def relative_cost(config: dict[str, Any]) -> float:
     """A rough cost of one cell, for ordering only: steps x batch, times ~2.2 for PHOCNet
-    (more convolutions at higher resolution than the CRNN) and 1 + 0.6/afdm_ratio for
-    AFDM's extra steps (`afdm bench`: afdm_overhead; measured on CPU)."""
+    (more convolutions at higher resolution than the CRNN) and 1 + 0.6 x afdm_steps /
+    afdm_ratio for AFDM's extra steps (`afdm bench`: afdm_overhead; measured on CPU)."""
     steps = config.get("max_steps") or config.get("epochs", 1) * 100
     cost = float(steps * config.get("batch_size", 1) * config.get("width", 1.0))
     cost *= 2.2 if config.get("task") == "spotting" else 1.0
     if config.get("method") == "afdm":
-        cost *= 1.0 + 0.6 / config.get("afdm_ratio", 1)
+        cost *= 1.0 + 0.6 * config.get("afdm_steps", 1) / config.get("afdm_ratio", 1)
     return cost
 
 

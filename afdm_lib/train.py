@@ -6,8 +6,8 @@ Schedule (``method="afdm"``), in recognizer steps:
 2. ``afdm_warmup_steps`` AFDM-only steps (recognizer frozen), on batches of their own
    (a separate seeded batch order), so the recognizer's batch stream is untouched;
 3. alternate: every batch a recognizer step on features of which a fraction ``p_warp``
-   is warped (AFDM frozen), and every ``afdm_ratio`` recognizer steps one AFDM step that
-   *maximises* the same loss (minus ``afdm_penalty`` x mean(pre-tanh output^2)) with the
+   is warped (AFDM frozen), and every ``afdm_ratio`` recognizer steps ``afdm_steps`` AFDM
+   steps on that batch that *maximise* the same loss (minus ``afdm_penalty`` x mean(pre-tanh output^2)) with the
    recognizer frozen: no weight, no BatchNorm statistic of the recognizer changes.
 
 ``method="random"`` uses the same schedule and warp with random control points and no
@@ -349,8 +349,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.3f}")
                 if (warping and opt_afdm is not None and st["step"] % cfg.afdm_ratio == 0):
                     t_a = self._t_a.get("t_a") if cfg.afdm_reuse_features else None
-                    self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts, st,
-                                    t_a=t_a)
+                    for _ in range(cfg.afdm_steps):
+                        self._afdm_step(task, model, afdm, opt_afdm, images, widths, texts,
+                                        st, t_a=t_a)
                 self._t_a.clear()
                 if cfg.eval_every and st["step"] % cfg.eval_every == 0:
                     st["train_seconds"] += time.perf_counter() - epoch_start

@@ -266,6 +266,27 @@ def test_every_method_trains_the_recognizer_on_the_same_batch_stream(tmp_path, m
     assert streams["afdm"][1]["metrics"]["afdm_steps"] >= 3 + 10  # warm-up + alternation
 
 
+def test_each_afdm_turn_takes_afdm_steps_updates_on_the_recognizer_batch(tmp_path,
+                                                                         monkeypatch, tiny_cfg):
+    cfg = tiny_cfg.replace(epochs=3, warmup_steps=2, afdm_warmup_steps=3, method="afdm")
+    turns = []
+    original = Trainer._afdm_step
+
+    def afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, st, t_a=None):
+        turns.append((st["step"], tuple(texts)))
+        return original(self, task, model, afdm, opt_afdm, images, widths, texts, st, t_a)
+
+    monkeypatch.setattr(Trainer, "_afdm_step", afdm_step)
+    one = train(cfg, tmp_path / "k1")["metrics"]["afdm_steps"]
+    alternating = [t for t in turns if t[0] > cfg.warmup_steps]
+    turns.clear()
+    three = train(cfg.replace(afdm_steps=3), tmp_path / "k3")["metrics"]["afdm_steps"]
+    assert three - 3 == 3 * (one - 3)  # the warm-up is not multiplied
+    # each turn: three updates on the batch the recognizer just trained on
+    assert [t for t in turns if t[0] > cfg.warmup_steps] == [t for t in alternating
+                                                            for _ in range(3)]
+
+
 def test_the_methods_are_identical_until_warmup_ends(tmp_path, tiny_cfg):
     cfg = tiny_cfg.replace(epochs=2, warmup_steps=6, max_steps=6, eval_every=3)
     records = {m: train(cfg.replace(method=m), tmp_path / m) for m in ("none", "random", "afdm")}

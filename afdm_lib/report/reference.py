@@ -39,7 +39,8 @@ PARAMETER_NOTES: dict[str, str] = {
     "p_warp": "fraction of each batch whose features are warped",
     "warmup_steps": "recognizer steps before any warping",
     "afdm_warmup_steps": "AFDM-only steps after the warm-up",
-    "afdm_ratio": "recognizer steps per AFDM step when alternating",
+    "afdm_ratio": "recognizer steps per AFDM turn when alternating",
+    "afdm_steps": "adversary updates per AFDM turn (same batch, recognizer frozen)",
     "afdm_lr": "Adam learning rate of the AFDM",
     "afdm_penalty": "weight of the anti-collapse penalty on the pre-tanh outputs",
     "afdm_margin": "the penalty acts only on |pre-tanh output| beyond this",
@@ -110,8 +111,8 @@ def deviations_fragment() -> str:
          f"a fraction {c.p_warp} of each batch", "p_warp"),
         ("Warm-ups and alternation",
          f"{c.warmup_steps} recognizer steps alone, {c.afdm_warmup_steps} AFDM steps alone, "
-         f"then one AFDM step per {c.afdm_ratio} recognizer step(s)",
-         "warmup_steps, afdm_warmup_steps, afdm_ratio"),
+         f"then {c.afdm_steps} AFDM step(s) per {c.afdm_ratio} recognizer step(s)",
+         "warmup_steps, afdm_warmup_steps, afdm_ratio, afdm_steps"),
         ("Optimisers", f"Adam; learning rate {c.lr} (recognizer), {c.afdm_lr} (AFDM); "
          + ("constant" if not (c.lr_warmup_steps or c.lr_decay_steps) else
             f"{c.lr_warmup_steps}-step ramp, {c.lr_decay_steps}-step decay")
