@@ -268,7 +268,8 @@ def test_every_method_trains_the_recognizer_on_the_same_batch_stream(tmp_path, m
 
 def test_each_afdm_turn_takes_afdm_steps_updates_on_the_recognizer_batch(tmp_path,
                                                                          monkeypatch, tiny_cfg):
-    cfg = tiny_cfg.replace(epochs=3, warmup_steps=2, afdm_warmup_steps=3, method="afdm")
+    cfg = tiny_cfg.replace(epochs=3, warmup_steps=2, afdm_warmup_steps=3, method="afdm",
+                           afdm_steps=1)
     turns = []
     original = Trainer._afdm_step
 
@@ -378,7 +379,7 @@ def test_the_probe_tells_a_collapsed_adversary_from_an_active_one():
 COLLAPSE_RUN = dict(dataset="digits-latin", train_size=200, val_size=32, test_size=32,
                     width=0.125, batch_size=16, lr=6e-3, lr_warmup_steps=100, epochs=100,
                     warmup_steps=300, afdm_warmup_steps=150, max_steps=301, eval_every=301,
-                    method="afdm", afdm_lr=1e-3, seed=1, quiet=True)
+                    method="afdm", seed=1, quiet=True)
 
 
 def collapse_probe(tmp_path, **changes) -> dict:

@@ -28,7 +28,7 @@ from .stats import clipped_interval
 from .tables import fmt_cell, markdown_table
 
 # the keys the ablation varies, in the order the page shows them
-ABLATION_KEYS = ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr",
+ABLATION_KEYS = ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr", "afdm_steps",
                  "afdm_penalty", "afdm_margin", "afdm_loc_norm", "afdm_reuse_features")
 
 
