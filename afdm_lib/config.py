@@ -226,8 +226,8 @@ class RunConfig:
                 raise ConfigError(f"{name}={value!r} is out of range; it must be >= {lo}")
 
         for name in ("epochs", "batch_size", "groups", "grid_rows", "grid_cols", "height",
-                     "threads", "afdm_ratio", "afdm_steps", "val_size", "test_size", "max_bad_steps",
-                     "beam_width", "insert_after"):
+                     "threads", "afdm_ratio", "afdm_steps", "val_size", "test_size",
+                     "max_bad_steps", "beam_width", "insert_after"):
             at_least(name, 1)
         for name in ("warmup_steps", "afdm_warmup_steps", "patience", "eval_every", "workers",
                      "clip_grad", "seed", "lr_warmup_steps", "lr_decay_steps",

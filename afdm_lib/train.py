@@ -7,8 +7,9 @@ Schedule (``method="afdm"``), in recognizer steps:
    (a separate seeded batch order), so the recognizer's batch stream is untouched;
 3. alternate: every batch a recognizer step on features of which a fraction ``p_warp``
    is warped (AFDM frozen), and every ``afdm_ratio`` recognizer steps ``afdm_steps`` AFDM
-   steps on that batch that *maximise* the same loss (minus ``afdm_penalty`` x mean(pre-tanh output^2)) with the
-   recognizer frozen: no weight, no BatchNorm statistic of the recognizer changes.
+   steps on that batch that *maximise* the same loss (minus ``afdm_penalty`` x the
+   squared excess of the pre-tanh outputs over ``afdm_margin``) with the recognizer
+   frozen: no weight, no BatchNorm statistic of the recognizer changes.
 
 ``method="random"`` uses the same schedule and warp with random control points and no
 AFDM steps; ``method="none"`` never warps. The three methods see the identical batch
