@@ -326,12 +326,23 @@ def _fmt(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
-EARLIER_ADVERSARY = "cpu-margin0"  # results of the earlier AFDM setting, beside the study
+# results of the earlier AFDM settings, beside the study's folder, oldest first, with
+# what set each apart (the same cells, seeds and recipe otherwise)
+EARLIER_ADVERSARIES = (
+    ("cpu-margin0", "the penalty on every pre-tanh output (`afdm_margin` 0), Adam 1e-3, one "
+     "update per recognizer step. It held the mean |d| at 0.4-0.5 of the bound, below "
+     "uniform random warps"),
+    ("cpu-afdm-lr1e-3", "`afdm_margin` 1.5 (the bound usable), but still Adam 1e-3 and one "
+     "update per recognizer step. It used the bound, but fell behind the recognizer: late "
+     "in training its warp hardly raised the loss above no warp"),
+)
 
 
-def find_earlier_adversary(results_dir: str | Path) -> Path | None:
-    """``results/cpu-margin0`` beside ``results_dir``, if there is one."""
-    return sibling_results(results_dir, EARLIER_ADVERSARY)
+def find_earlier_adversaries(results_dir: str | Path) -> list[tuple[Path, str]]:
+    """The earlier settings' folders beside ``results_dir`` (those that exist), each
+    with what set it apart."""
+    found = [(sibling_results(results_dir, name), why) for name, why in EARLIER_ADVERSARIES]
+    return [(path, why) for path, why in found if path is not None]
 
 
 def _counts_table(counts: pd.DataFrame) -> str:
@@ -385,14 +396,12 @@ def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
                    "mean magnitude, which separates where the adversary pushes (its "
                    "direction) from how far it pushes (mean |d| / bound above):\n\n"
                    + _counts_table(counts))
-    earlier = find_earlier_adversary(results_dir)
-    before = adversary_table(earlier) if earlier is not None else pd.DataFrame()
-    if not before.empty:
-        out.append(f"\nThe same counts for the earlier anti-collapse setting (`{earlier.name}`: "
-                   "the penalty on every pre-tanh output, `afdm_margin` 0; the same cells, "
-                   "seeds and recipe). It held the mean |d| at 0.4-0.5 of the bound, below "
-                   "uniform random warps; the margin lets the adversary use the bound:\n\n"
-                   + _counts_table(before))
+    for earlier, why in find_earlier_adversaries(results_dir):
+        before = adversary_table(earlier)
+        if not before.empty:
+            out.append(f"\nThe same counts for an earlier adversary setting (`{earlier.name}`, "
+                       f"the same cells, seeds and recipe): {why}.\n\n"
+                       + _counts_table(before))
     if not ckpts:
         return "\n".join(out)
     probes: dict[str, dict[str, Any]] = {}

@@ -290,16 +290,23 @@ def test_adversary_table_counts_points_and_runs(tmp_path):
     assert (r["above_matched"], r["most_matched"]) == (4, 2)
     text = warp_gallery.probe_fragment(tmp_path, tmp_path / "fig", "fig", [])
     assert "| recognition | digits-latin | 200 | 2 | 2/5 | 1/2 | 4/5 | 2/2 |" in text
-    assert "earlier anti-collapse setting" not in text  # no such folder beside it
+    assert "an earlier adversary setting" not in text  # no such folder beside it
 
 
-def test_the_probe_section_shows_the_earlier_setting_beside_the_study(tmp_path):
-    study, earlier = tmp_path / "cpu", tmp_path / warp_gallery.EARLIER_ADVERSARY
+def test_the_probe_section_shows_the_earlier_settings_beside_the_study(tmp_path):
+    (oldest, _), (later, _) = warp_gallery.EARLIER_ADVERSARIES
+    study = tmp_path / "cpu"
     _probe_run(study, "a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.4, 0.6)])  # 2/2, 1/2
-    _probe_run(earlier, "a", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1), (0.5, 0.4, 0.6)])
-    assert warp_gallery.find_earlier_adversary(study) == earlier
-    assert warp_gallery.find_earlier_adversary(earlier) is None  # not itself
+    _probe_run(tmp_path / oldest, "a", "afdm",
+               [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1), (0.5, 0.4, 0.6)])  # 1/3, 2/3
+    _probe_run(tmp_path / later, "a", "afdm", [(0.5, 0.4, 0.6)] * 4)  # 4/4, 0/4
+    found = warp_gallery.find_earlier_adversaries(study)
+    assert [p for p, _ in found] == [tmp_path / oldest, tmp_path / later]
+    # not itself; and only folders that exist
+    assert [p.name for p, _ in warp_gallery.find_earlier_adversaries(tmp_path / later)] == [
+        oldest]
     text = warp_gallery.probe_fragment(study, tmp_path / "fig", "fig", [])
-    now, _, before = text.partition("earlier anti-collapse setting")
+    now, first, second = text.split("an earlier adversary setting")
     assert "| recognition | digits-latin | 200 | 1 | 2/2 | 1/1 | 1/2 | 0/1 |" in now
-    assert "| recognition | digits-latin | 200 | 1 | 1/3 | 0/1 | 2/3 | 1/1 |" in before
+    assert oldest in first and "| 1 | 1/3 | 0/1 | 2/3 | 1/1 |" in first
+    assert later in second and "| 1 | 4/4 | 1/1 | 0/4 | 0/1 |" in second
