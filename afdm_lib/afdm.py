@@ -102,10 +102,13 @@ class TPSGridGenerator(nn.Module):
 
 class LocalisationNet(nn.Module):
     """Reads F and predicts, per channel group, raw (pre-tanh) displacements of the K
-    control points. The last layer starts at zero, so the first warp is the identity."""
+    control points. The last layer starts at zero, so the first warp is the identity.
+    ``bias=False``: no input-independent path to the output (no output bias, and with
+    ``norm`` a BatchNorm without scale and shift), so the warp cannot become one
+    constant warp for every word."""
 
     def __init__(self, channels: int, groups: int, num_points: int, hidden: int = 64,
-                 norm: bool = False) -> None:
+                 norm: bool = False, bias: bool = True) -> None:
         super().__init__()
         mid = max(16, min(hidden, channels))
         self.features = nn.Sequential(
@@ -117,10 +120,11 @@ class LocalisationNet(nn.Module):
         # norm: BatchNorm of the hidden layer, so every hidden unit varies over the batch
         # at unit scale. Without it the hidden activations barely differ between words
         # and the output bias (one warp for all) learns far faster than the weights
-        self.norm = nn.BatchNorm1d(hidden) if norm else None
-        self.out = nn.Linear(hidden, groups * num_points * 2)
+        self.norm = nn.BatchNorm1d(hidden, affine=bias) if norm else None
+        self.out = nn.Linear(hidden, groups * num_points * 2, bias=bias)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if bias:
+            nn.init.zeros_(self.out.bias)
         self.groups, self.num_points = groups, num_points
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
@@ -158,7 +162,8 @@ class AFDM(nn.Module):
     def __init__(self, channels: int, groups: int = 4, rows: int = 3, cols: int = 3,
                  max_shift: float = 0.1, mode: str = "adversarial", hidden: int = 64,
                  noise: float = 0.0, random_shift: str = "uniform",
-                 random_scale: float = 1.0, loc_norm: bool = False) -> None:
+                 random_scale: float = 1.0, loc_norm: bool = False,
+                 loc_bias: bool = True) -> None:
         super().__init__()
         if mode not in ("adversarial", "random"):
             raise ValueError(f"mode={mode!r}; choose 'adversarial' or 'random'")
@@ -170,7 +175,7 @@ class AFDM(nn.Module):
         self.noise, self.random_shift, self.random_scale = noise, random_shift, random_scale
         self.grid = TPSGridGenerator(rows, cols)
         k = rows * cols
-        self.loc = (LocalisationNet(channels, groups, k, hidden, loc_norm)
+        self.loc = (LocalisationNet(channels, groups, k, hidden, loc_norm, loc_bias)
                     if mode == "adversarial" else None)
         self.generator: torch.Generator | None = None  # random draws; None = global RNG
         # what the last forward did, for the trainer's penalty, probe and records

@@ -126,7 +126,8 @@ def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
         return AFDM(model.afdm_channels, groups, cfg.grid_rows, cfg.grid_cols, cfg.max_shift,
                     mode="adversarial" if cfg.method == "afdm" else "random",
                     noise=cfg.afdm_noise, random_shift=cfg.random_shift,
-                    random_scale=cfg.random_scale, loc_norm=cfg.afdm_loc_norm)
+                    random_scale=cfg.random_scale, loc_norm=cfg.afdm_loc_norm,
+                    loc_bias=cfg.afdm_loc_bias)
 
 
 def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:

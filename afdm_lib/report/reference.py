@@ -44,6 +44,8 @@ PARAMETER_NOTES: dict[str, str] = {
     "afdm_lr": "Adam learning rate of the AFDM",
     "afdm_penalty": "weight of the anti-collapse penalty on the pre-tanh outputs",
     "afdm_margin": "the penalty acts only on |pre-tanh output| beyond this",
+    "afdm_loc_bias": "input-independent parameters in the localisation net (output bias, "
+                     "BatchNorm scale and shift)",
     "decoder": "CTC decoding (greedy or beam)",
     "beam_width": "beam width of the beam decoder",
     "batch_norm": "BatchNorm on CRNN convs 5 and 6 (crnn, as published) or on all",
