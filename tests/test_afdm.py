@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from afdm_lib.afdm import AFDM, TPSGridGenerator, base_control_points, tps_matrix
+from afdm_lib.afdm import AFDM, LocalisationNet, TPSGridGenerator, base_control_points, tps_matrix
 
 
 def test_tps_reproduces_its_control_points_exactly():
@@ -92,3 +92,23 @@ def test_groups_get_their_own_control_points():
 def test_channels_must_divide_into_groups():
     with pytest.raises(ValueError, match="divisible"):
         AFDM(10, groups=4)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_without_bias_the_localisation_net_has_no_input_independent_path(bias):
+    # afdm_loc_bias=False (the study's setting): nothing in the net adds the same warp to
+    # every word. A batch of identical inputs has no variation for the (scale-free)
+    # BatchNorm to pass on, so it gets no warp at all, whatever the weights
+    torch.manual_seed(0)
+    net = LocalisationNet(8, 2, 9, norm=True, bias=bias)
+    names = set(dict(net.named_parameters()))
+    assert bool({"out.bias", "norm.weight", "norm.bias"} & names) == bias
+    for p in net.parameters():  # a trained net: no parameter at its zero start
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    f = torch.randn(1, 8, 4, 16).expand(6, -1, -1, -1)
+    raw = net(f)
+    if bias:
+        assert raw.abs().max() > 0.1
+    else:  # zero up to rounding (a batch variance of ~1e-14, not 0, over sqrt(eps))
+        assert raw.abs().max() < 0.01
+    assert net(torch.randn(6, 8, 4, 16)).std(0).mean() > 0.1  # and varies with the input
