@@ -375,6 +375,25 @@ def test_the_probe_tells_a_collapsed_adversary_from_an_active_one():
     assert model.training and active.training  # modes restored
 
 
+def test_the_probe_reads_the_warp_training_uses_and_leaves_the_module_as_it_was():
+    # the localisation net's BatchNorm normalises with the batch's statistics in every
+    # training warp; its running statistics lag a fast adversary. Lagging statistics
+    # (here: far off) must not change what the probe reads, and the probe changes none
+    (images, widths, texts), chars = batch(8)
+    task, model = fitted_crnn(images, widths, texts, chars, steps=30)
+    active = AFDM(model.afdm_channels, groups=2, max_shift=0.2, loc_norm=True, loc_bias=False)
+    torch.nn.init.normal_(active.loc.out.weight, std=1.0)
+    norm = active.loc.norm
+    norm.running_mean.fill_(1e4)  # in eval mode: every word pushed into saturation
+    before = {k: v.clone() for k, v in active.state_dict().items()}
+    p = adversary_probe(task, model, active, images, widths, texts)
+    assert p["batch_stats"] == 1.0
+    assert p["saturated"] < 0.9 and p["diversity"] > 0.05, p
+    for k, v in active.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert norm.momentum == 0.1 and active.training
+
+
 # --- collapse -----------------------------------------------------------------------------
 COLLAPSE_RUN = dict(dataset="digits-latin", train_size=200, val_size=32, test_size=32,
                     width=0.125, batch_size=16, lr=6e-3, lr_warmup_steps=100, epochs=100,
