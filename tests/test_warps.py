@@ -125,11 +125,17 @@ def test_probe_checkpoint_measures_the_adversary(setup):
 
 
 def test_probe_reads_a_collapsed_adversary_as_collapsed(setup, tmp_path):
-    # one constant corner warp, as in the committed n1000 checkpoints: a zero weight and a
-    # large bias make every output max_shift * tanh(10) whatever the input
+    # one constant corner warp, as in the first committed n1000 checkpoints: in the earlier
+    # localisation net (with an output bias), a zero weight and a large bias make every
+    # output max_shift * tanh(10) whatever the input
     ckpt = load_checkpoint(setup.checkpoint)
-    ckpt["afdm"]["loc.out.weight"].zero_()
-    ckpt["afdm"]["loc.out.bias"].fill_(10.0)
+    ckpt["config"]["afdm_loc_bias"] = True
+    afdm = ckpt["afdm"]
+    afdm["loc.out.weight"].zero_()
+    afdm["loc.out.bias"] = torch.full((afdm["loc.out.weight"].shape[0],), 10.0)
+    if "loc.norm.running_mean" in afdm:  # the BatchNorm had a scale and shift then too
+        afdm["loc.norm.weight"] = torch.ones_like(afdm["loc.norm.running_mean"])
+        afdm["loc.norm.bias"] = torch.zeros_like(afdm["loc.norm.running_mean"])
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     p = warps.probe_checkpoint(tmp_path / "checkpoint.pt", n_words=8, draws=2)
     assert p["saturated"] == 1.0 and p["shift_rel"] > 0.99 and p["diversity"] < 1e-6
