@@ -370,9 +370,11 @@ def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
            "and of the AFDM's control-point displacements d: the mean |d| relative to the "
            "bound `max_shift`, the fraction saturated (|d| / bound > 0.99, a tanh that "
            "passes almost no gradient) and the diversity (the standard deviation of d over "
-           "the batch, relative to the bound: 0 means every word gets the same warp). An "
-           "adversary that acts raises the loss at least as much as a random warp, with "
-           "warps that differ between words and are not all saturated.\n"]
+           "the batch, relative to the bound: 0 means every word gets the same warp). The "
+           "localisation net normalises with the batch's own statistics, as in every warp "
+           "the recognizer trains on. An adversary that acts raises the loss at least as "
+           "much as a random warp, with warps that differ between words and are not all "
+           "saturated.\n"]
     table = probe_table(results_dir)
     probed = table[table["n_probe"] > 0] if not table.empty else table
     if probed.empty:
@@ -400,7 +402,8 @@ def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
         before = adversary_table(earlier)
         if not before.empty:
             out.append(f"\nThe same counts for an earlier adversary setting (`{earlier.name}`, "
-                       f"the same cells, seeds and recipe): {why}.\n\n"
+                       "the same cells, seeds and recipe; probed with the localisation "
+                       f"net's running BatchNorm statistics): {why}.\n\n"
                        + _counts_table(before))
     if not ckpts:
         return "\n".join(out)
