@@ -198,6 +198,15 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) and rec.get("schema") == SCHEMA else None
 
 
+def run_files(root: str | Path, name: str = RECORD) -> list[Path]:
+    """Every file ``name`` (a record, a checkpoint) in the run folders under ``root``,
+    sorted; folders whose name starts with a dot (a sweep's ``.stale/``: runs of a config
+    the preset no longer asks for) are not read."""
+    root = Path(root)
+    return [p for p in sorted(root.rglob(name))
+            if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])]
+
+
 def load_records(root: str | Path = "results"):
     """Every record under ``root`` as a pandas DataFrame, one row per run, with
     ``config.*``, ``metrics.*``, ``timings.*`` and ``sizes.*`` flattened into columns.
@@ -206,9 +215,7 @@ def load_records(root: str | Path = "results"):
 
     rows = []
     root = Path(root)
-    for path in sorted(root.rglob(RECORD)):
-        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
-            continue
+    for path in run_files(root):
         rec = read_record(path.parent)
         if rec is None:
             continue

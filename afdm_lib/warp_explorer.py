@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .results import read_json, read_record
+from .results import read_json, read_record, run_files
 from .train import CHECKPOINT
 from .warps import (
     WarpSetup,
@@ -60,7 +60,7 @@ def find_runs(results_dir: str | Path = RESULTS) -> list[Path]:
     root = Path(results_dir)
     if not root.is_dir():
         return []
-    return [c.parent for c in sorted(root.rglob(CHECKPOINT)) if _method(c.parent) == "afdm"]
+    return [c.parent for c in run_files(root, CHECKPOINT) if _method(c.parent) == "afdm"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .config import RunConfig
 from .report.figures import _save
 from .report.loading import ReportError, sibling_results
 from .report.tables import markdown_table
-from .results import read_json, read_record
+from .results import read_json, read_record, run_files
 from .warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
 
 NO_PROBE = "no probe recorded (run predates the probe)"
@@ -140,7 +140,7 @@ def afdm_checkpoints(results_dir: str | Path, limit: int = 3) -> list[Path]:
     from .train import CHECKPOINT
 
     found: dict[str, tuple[int, Path]] = {}
-    for ckpt in sorted(Path(results_dir).rglob(CHECKPOINT)):
+    for ckpt in run_files(results_dir, CHECKPOINT):
         rec = read_record(ckpt.parent)
         if rec is None or rec["status"] != "ok" or rec["config"].get("method") != "afdm":
             continue
@@ -247,7 +247,7 @@ def plot_probe(runs: Sequence[str | Path], path: str | Path | None = None,
 def _warped_probes(results_dir: str | Path, methods: tuple[str, ...]
                    ) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
     """(config, probe series) of every finished run of ``methods`` in a results folder."""
-    for rec_path in sorted(Path(results_dir).rglob("record.json")):
+    for rec_path in run_files(results_dir):
         rec = read_record(rec_path.parent)
         if rec is None or rec.get("status") != "ok":
             continue

@@ -289,6 +289,8 @@ def test_adversary_table_counts_points_and_runs(tmp_path):
     _probe_run(tmp_path, "b", "afdm", [(0.2, 0.4, 0.1), (0.2, 0.4, 0.1)],  # 0/2, 2/2
                identity_first=True)  # the identity point tests no adversary: not counted
     _probe_run(tmp_path, "r", "random", [(0.9, 0.4, 0.1)])  # not an adversary: not counted
+    # a run a sweep retired (another config, moved to .stale/): not counted either
+    _probe_run(tmp_path / ".stale", "a-old", "afdm", [(0.9, 0.4, 0.1)] * 3)
     t = warp_gallery.adversary_table(tmp_path)
     assert len(t) == 1
     r = t.iloc[0]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import EXECUTION_KEYS, RunConfig
 from ..config import matters_for as _relevant
-from ..results import RECORD, read_json, read_record
+from ..results import read_json, read_record, run_files
 
 
 class ReportError(ValueError):
@@ -161,7 +161,7 @@ def load_runs(results_dir: str | Path) -> Runs:
     if not root.is_dir():
         raise ReportError(f"{root}: not a folder; --results takes a results folder")
     unreadable = []
-    for path in sorted(root.rglob(RECORD)):
+    for path in run_files(root):
         if read_record(path.parent) is None:
             try:
                 read_json(path)
