@@ -78,10 +78,9 @@ def adversary_probe(task: Any, model: BlockModel, module: AFDM, images: torch.Te
     # statistics lag a fast adversary, and with them the probe read saturated warps that
     # training never used (Devanagari digits, 1000 words: diversity 0 at 5 of 31 points)
     norm = module.loc.norm if module.loc is not None else None
-    if norm is not None:
-        norm_state = (norm.momentum, norm.num_batches_tracked.clone())
+    if norm is not None:  # batch statistics, the running ones neither read nor updated
         norm.train()
-        norm.momentum = 0.0  # running statistics untouched
+        norm.track_running_stats = False
     image_width = images.shape[-1]
     # a random run's own draws must not depend on when it was probed
     gen_state = module.generator.get_state() if module.generator is not None else None
@@ -109,8 +108,7 @@ def adversary_probe(task: Any, model: BlockModel, module: AFDM, images: torch.Te
         model.train(was_model)
         module.train(was_module)
         if norm is not None:
-            norm.momentum = norm_state[0]
-            norm.num_batches_tracked.copy_(norm_state[1])
+            norm.track_running_stats = True
         if gen_state is not None:
             module.generator.set_state(gen_state)
     return {k: round(v, 5) for k, v in out.items()}
