@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .afdm import AFDM
+from .afdm import AFDM, training_statistics
 from .blocks import BlockModel
 
 
@@ -72,15 +72,7 @@ def adversary_probe(task: Any, model: BlockModel, module: AFDM, images: torch.Te
     """The probe on one batch (see the module docstring); modes are restored after."""
     was_model, was_module = model.training, module.training
     model.eval()
-    module.eval()  # no noise: the warp as a function of the input alone
-    # ...but the localisation net's BatchNorm on the batch's own statistics, as in every
-    # warp the recognizer trains on (the AFDM is never used in eval mode): its running
-    # statistics lag a fast adversary, and with them the probe read saturated warps that
-    # training never used (Devanagari digits, 1000 words: diversity 0 at 5 of 31 points)
-    norm = module.loc.norm if module.loc is not None else None
-    if norm is not None:  # batch statistics, the running ones neither read nor updated
-        norm.train()
-        norm.track_running_stats = False
+    module.eval()  # no noise: the warp as a function of the input alone...
     image_width = images.shape[-1]
     # a random run's own draws must not depend on when it was probed
     gen_state = module.generator.get_state() if module.generator is not None else None
@@ -90,25 +82,25 @@ def adversary_probe(task: Any, model: BlockModel, module: AFDM, images: torch.Te
         return float(task.loss(model, images, widths, texts, warp))
 
     try:
-        out: dict[str, float] = {"loss_clean": loss(None)}
-        uniform = random_twin(module, "uniform", seed=seed)
-        out["loss_random"] = sum(loss(uniform) for _ in range(draws)) / draws
-        if module.mode == "adversarial":
-            out["loss_afdm"] = loss(module)
-            stats = warp_stats(module)
-            matched = random_twin(module, "sign", stats["shift_rel"], seed=seed + 1)
-            out["loss_random_matched"] = sum(loss(matched) for _ in range(draws)) / draws
-        else:  # a random run: describe its own warp distribution
-            loss(module)
-            stats = warp_stats(module)
+        # ...but normalised with the batch's statistics, as in training
+        with training_statistics(module):
+            out: dict[str, float] = {"loss_clean": loss(None)}
+            uniform = random_twin(module, "uniform", seed=seed)
+            out["loss_random"] = sum(loss(uniform) for _ in range(draws)) / draws
+            if module.mode == "adversarial":
+                out["loss_afdm"] = loss(module)
+                stats = warp_stats(module)
+                matched = random_twin(module, "sign", stats["shift_rel"], seed=seed + 1)
+                out["loss_random_matched"] = sum(loss(matched) for _ in range(draws)) / draws
+            else:  # a random run: describe its own warp distribution
+                loss(module)
+                stats = warp_stats(module)
         out.update(stats)
-        if norm is not None:
+        if module.loc is not None and module.loc.norm is not None:
             out["batch_stats"] = 1.0
     finally:
         model.train(was_model)
         module.train(was_module)
-        if norm is not None:
-            norm.track_running_stats = True
         if gen_state is not None:
             module.generator.set_state(gen_state)
     return {k: round(v, 5) for k, v in out.items()}

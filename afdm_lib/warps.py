@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .afdm import AFDM
+from .afdm import AFDM, training_statistics
 from .config import RunConfig
 from .data import collate, load_dataset
 from .models import BlockModel, build_model
@@ -163,9 +163,16 @@ def warp_view(model: BlockModel, afdm: AFDM, images: torch.Tensor, seed: int = 0
     """Run T_A on ``images`` and warp its output with ``afdm``; ``seed`` fixes the random
     control points of a random-mode module. With ``widths`` (the words' pixel widths)
     every word is warped over its own columns, as the trainer does; without, over the
-    whole padded map."""
+    whole padded map. The localisation net normalises with the statistics of ``images``,
+    as in training: a word's learned warp depends on the batch it is shown with."""
     model.eval()
-    afdm.eval()  # the warp as a function of the input alone (no adversary noise)
+    afdm.eval()  # the warp as a function of the input alone (no adversary noise)...
+    with training_statistics(afdm):  # ...normalised as in training (afdm.py says why)
+        return _warp_view(model, afdm, images, seed, widths)
+
+
+def _warp_view(model: BlockModel, afdm: AFDM, images: torch.Tensor, seed: int,
+               widths: torch.Tensor | None) -> WarpView:
     features = model.features_a(images)
     h, w = features.shape[2:]
     torch.manual_seed(seed)

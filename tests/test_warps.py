@@ -3,6 +3,7 @@ callbacks, on a freshly trained tiny AFDM (in-process, no kernel)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -73,6 +74,28 @@ def test_identity_points_give_the_regular_grid(setup, batch):
     regular = output_grid(h, w).float().view(h, w, 2)
     assert torch.allclose(view.grids[0, 0], regular, atol=1e-4)
     assert torch.allclose(view.warped, view.features, atol=1e-4)
+
+
+def test_views_show_the_warp_training_uses_not_the_running_statistics(setup):
+    # training warps every batch with the localisation net's BatchNorm on that batch's
+    # statistics; the explorer and the book's figure must show that warp, whatever the
+    # (lagging) running statistics say, and leave them as they were
+    images, widths, _ = warps.sample_words(setup.cfg, 4)
+    afdm = copy.deepcopy(setup.afdm)
+    assert afdm.loc.norm is not None  # the study's setting: afdm_loc_norm
+    torch.nn.init.normal_(afdm.loc.out.weight, std=1.0)
+    afdm.loc.norm.running_mean.fill_(1e4)  # read in eval mode: every warp saturated
+    before = {k: v.clone() for k, v in afdm.state_dict().items()}
+    view = warps.warp_view(setup.model, afdm, images, widths=widths)
+    for k, v in afdm.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert afdm.loc.norm.track_running_stats and not afdm.training
+    afdm.train()  # the trainer's warp of this batch (no noise)
+    afdm.noise = 0.0
+    with torch.no_grad():
+        trained = afdm.displacements(setup.model.features_a(images))
+    assert torch.allclose(view.points - view.base, trained, atol=1e-5)
+    assert (view.points - view.base).std(dim=0).mean() > 0.01  # one warp per word
 
 
 def test_plots_draw_one_panel_per_group(setup, batch):
