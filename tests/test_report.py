@@ -261,6 +261,11 @@ def test_headline_for_the_introduction(study: Path, tmp_path: Path):
     assert len(rows) == 3
     assert "**AFDM better**" in rows[0] and "afdm − none" in rows[0]
     assert "no significant difference" in rows[2]
+    # one sentence per baseline above the table, counting the table's verdicts
+    assert "- Against `none`, in 2 tested settings: AFDM significantly better in 1, " \
+        "significantly worse in 0, no significant difference in 1; where there is no " \
+        "significant difference, AFDM is better by at most" in text
+    assert text.index("- Against `none`") < text.index("| digits-bangla")
     sentences = " ".join(report.headline_sentences(report.load_runs(study).ok, "recognition"))
     assert "significantly beats `none` on CER in 1 of 2" in sentences
     (tmp_path / "empty").mkdir()

@@ -26,6 +26,7 @@ from .tables import (
     plateau_table,
     summary_table,
     tests_table,
+    verdict_summary,
     verdict_table,
 )
 
@@ -214,8 +215,10 @@ def headline_fragment(runs: Runs) -> str:
         metric = headline_metric(data, task)
         if metric is None:
             continue
+        tests = task_tests(data, metric)
+        summary = verdict_summary(tests, metric)
         parts.append(f"**{task.capitalize()}** ({metric.label}):\n\n"
-                     + verdict_table(task_tests(data, metric), metric))
+                     + (summary + "\n" if summary else "") + verdict_table(tests, metric))
     if not parts:
         return "*No results yet: there is nothing to compare in this results folder.*\n"
     return "\n".join(parts)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..config import METHODS
 from .loading import Metric
-from .stats import BETTER, CAPPED, FEW, WORSE
+from .stats import BETTER, CAPPED, FEW, UNCLEAR, WORSE
 
 
 def _escape(text: Any) -> str:
@@ -146,6 +146,40 @@ def thin_sentence(tests: pd.DataFrame) -> str:
         parts.append(f"{dataset} at {sizes}")
     return (f"Not tested, fewer than two seed pairs ({len(few)} comparisons): "
             + "; ".join(parts) + " training words.\n")
+
+
+def verdict_summary(tests: pd.DataFrame, metric: Metric) -> str:
+    """The verdict table in one sentence per baseline: how many settings AFDM wins, loses
+    and ties, and, over the ties, the largest gain the data still allow (95%); main
+    setting only, settings too thin to test or capped counted apart."""
+    part = tests[tests["setting"] == ""] if not tests.empty else tests
+    if part.empty:
+        return ""
+    lines = []
+    for baseline, g in part.groupby("baseline", sort=False):
+        counts = {v: int((g["verdict"] == v).sum()) for v in (BETTER, WORSE, UNCLEAR)}
+        tested = sum(counts.values())
+        if not tested:
+            continue
+        text = (f"Against `{baseline}`, in {tested} tested setting{'s' if tested > 1 else ''}: "
+                f"AFDM significantly better in {counts[BETTER]}, significantly worse in "
+                f"{counts[WORSE]}, no significant difference in {counts[UNCLEAR]}")
+        ties = g[(g["verdict"] == UNCLEAR) & g["bound"].notna()]
+        if not ties.empty:
+            top = ties.loc[ties["bound"].idxmax()]
+            bound = float(top["bound"])
+            if bound <= 0:
+                text += ("; where there is no significant difference, AFDM is not better at "
+                         "all (95%)")
+            else:
+                text += (f"; where there is no significant difference, AFDM is better by at "
+                         f"most {bound:.3f} {metric.label} (95%; the widest: {top['dataset']}, "
+                         f"{_size_label(top['train_size'])} training words)")
+        others = int(((g["verdict"] == FEW) | (g["verdict"] == CAPPED)).sum())
+        if others:
+            text += f"; {others} more not tested (too few seed pairs or a capped run)"
+        lines.append(f"- {text}.")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def verdict_table(tests: pd.DataFrame, metric: Metric) -> str:
