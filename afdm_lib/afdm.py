@@ -108,17 +108,23 @@ class LocalisationNet(nn.Module):
     control points. The last layer starts at zero, so the first warp is the identity.
     ``bias=False``: no input-independent path to the output (no output bias, and with
     ``norm`` a BatchNorm without scale and shift), so the warp cannot become one
-    constant warp for every word."""
+    constant warp for every word. ``leak``: the negative slope of its rectifiers (0 = ReLU;
+    a slope keeps units that are negative for every word trainable)."""
 
     def __init__(self, channels: int, groups: int, num_points: int, hidden: int = 64,
-                 norm: bool = False, bias: bool = True) -> None:
+                 norm: bool = False, bias: bool = True, leak: float = 0.0) -> None:
         super().__init__()
         mid = max(16, min(hidden, channels))
+
+        def act() -> nn.Module:
+            return nn.LeakyReLU(leak, inplace=True) if leak > 0 else nn.ReLU(inplace=True)
+
         self.features = nn.Sequential(
-            nn.Conv2d(channels, mid, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, mid, 3, padding=1), act(),
+            nn.Conv2d(mid, mid, 3, padding=1), act(),
             nn.AdaptiveAvgPool2d((2, 4)),
         )
+        self.leak = leak
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(mid * 8, hidden))
         # norm: BatchNorm of the hidden layer, so every hidden unit varies over the batch
         # at unit scale. Without it the hidden activations barely differ between words
@@ -137,7 +143,7 @@ class LocalisationNet(nn.Module):
             h = F.batch_norm(h, n.running_mean, n.running_var, n.weight, n.bias, False, 0.0, n.eps)
         elif self.norm is not None:
             h = self.norm(h)
-        raw = self.out(torch.relu(h))
+        raw = self.out(F.leaky_relu(h, self.leak) if self.leak > 0 else torch.relu(h))
         return raw.view(f.shape[0], self.groups, self.num_points, 2)
 
 
@@ -191,7 +197,7 @@ class AFDM(nn.Module):
                  max_shift: float = 0.1, mode: str = "adversarial", hidden: int = 64,
                  noise: float = 0.0, random_shift: str = "uniform",
                  random_scale: float = 1.0, loc_norm: bool = False,
-                 loc_bias: bool = True) -> None:
+                 loc_bias: bool = True, loc_leak: float = 0.0) -> None:
         super().__init__()
         if mode not in ("adversarial", "random"):
             raise ValueError(f"mode={mode!r}; choose 'adversarial' or 'random'")
@@ -203,7 +209,7 @@ class AFDM(nn.Module):
         self.noise, self.random_shift, self.random_scale = noise, random_shift, random_scale
         self.grid = TPSGridGenerator(rows, cols)
         k = rows * cols
-        self.loc = (LocalisationNet(channels, groups, k, hidden, loc_norm, loc_bias)
+        self.loc = (LocalisationNet(channels, groups, k, hidden, loc_norm, loc_bias, loc_leak)
                     if mode == "adversarial" else None)
         self.generator: torch.Generator | None = None  # random draws; None = global RNG
         # what the last forward did, for the trainer's penalty, probe and records

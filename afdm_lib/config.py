@@ -29,7 +29,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {"afdm_penalty": 0.0, "afdm_noise": 0.0, "afdm
                                    "random_shift": "uniform", "random_scale": 1.0,
                                    "afdm_reuse_features": False, "afdm_loc_norm": False,
                                    "protocol": 1, "afdm_steps": 1,
-                                   "afdm_loc_bias": True}
+                                   "afdm_loc_bias": True, "afdm_loc_leak": 0.0}
 # Keys that only matter when features are warped (random, afdm) or learned (afdm): a
 # `none` run does not depend on them, nor a `random` run on the adversary's keys, so a
 # change of the AFDM setting leaves the other methods' records valid
@@ -37,7 +37,7 @@ WARP_KEYS = ("insert_after", "groups", "grid_rows", "grid_cols", "max_shift", "p
              "warmup_steps")
 ADVERSARY_KEYS = ("afdm_warmup_steps", "afdm_ratio", "afdm_steps", "afdm_lr", "afdm_penalty",
                   "afdm_noise", "afdm_margin", "afdm_reuse_features", "afdm_loc_norm",
-                  "afdm_loc_bias")
+                  "afdm_loc_bias", "afdm_loc_leak")
 RANDOM_KEYS = ("random_shift", "random_scale")  # shape only the random control's draws
 
 
@@ -164,6 +164,14 @@ class RunConfig:
     # scale ~0.07 against shift ~0.3 and output bias ~0.8. Without them the hidden layer
     # varies over the batch at unit scale and so does every output
     afdm_loc_bias: bool = False
+    # afdm_loc_leak: negative slope of the localisation net's ReLUs (0 = plain ReLU). With
+    # plain ReLUs and afdm_lr 1e-2 the adversary died in 2 of the 24 digit runs (Bangla 200
+    # s2 from step 1,800, Latin 1000 s1 from 1,700, to the end; Devanagari 1000 s0 and s2
+    # for 3-5 points at a time, then back): one update left every unit of its second
+    # convolution negative for every word (Bangla 200 s2's final checkpoint), so the warp
+    # was the identity (diversity 0) and no gradient reached the layers before. A leaky
+    # slope keeps every unit trainable (results/cpu-afdm-relu holds those 24 records)
+    afdm_loc_leak: float = 0.1
     afdm_noise: float = 0.0
     # the cheaper adversary step: reuse the recognizer step's T_A features (detached) so
     # the AFDM step runs only the module, T_B and its backward (off: the exact schedule)

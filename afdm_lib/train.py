@@ -127,7 +127,7 @@ def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
                     mode="adversarial" if cfg.method == "afdm" else "random",
                     noise=cfg.afdm_noise, random_shift=cfg.random_shift,
                     random_scale=cfg.random_scale, loc_norm=cfg.afdm_loc_norm,
-                    loc_bias=cfg.afdm_loc_bias)
+                    loc_bias=cfg.afdm_loc_bias, loc_leak=cfg.afdm_loc_leak)
 
 
 def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:

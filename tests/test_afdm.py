@@ -112,3 +112,23 @@ def test_without_bias_the_localisation_net_has_no_input_independent_path(bias):
     else:  # zero up to rounding (a batch variance of ~1e-14, not 0, over sqrt(eps))
         assert raw.abs().max() < 0.01
     assert net(torch.randn(6, 8, 4, 16)).std(0).mean() > 0.1  # and varies with the input
+
+
+@pytest.mark.parametrize("leak", [0.0, 0.1])
+def test_a_leaky_localisation_net_cannot_die(leak):
+    # the way the adversary died in the digit runs (afdm_loc_leak 0): every unit of the
+    # second convolution negative for every word. With plain ReLUs the warp is then one
+    # constant for all words and no gradient reaches anything before it; with the
+    # study's leak (0.1) the net still varies with the word and every layer still learns
+    torch.manual_seed(0)
+    net = LocalisationNet(8, 2, 9, norm=True, bias=False, leak=leak)
+    torch.nn.init.normal_(net.out.weight, 0.0, 0.5)
+    with torch.no_grad():
+        net.features[2].bias.fill_(-100.0)  # the dead state of the Bangla 200 s2 run
+    raw = net(torch.randn(6, 8, 4, 16))
+    raw.pow(2).sum().backward()
+    first = net.features[0].weight.grad
+    if leak == 0.0:
+        assert raw.abs().max() < 0.01 and first.abs().max() == 0
+    else:
+        assert raw.std(0).mean() > 0.1 and first.abs().max() > 0

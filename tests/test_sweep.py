@@ -65,7 +65,8 @@ def test_study_presets_cover_what_the_issues_ask():
     varied = {c.cell_id.split("-afdm", 1)[1].rsplit("-s", 1)[0] for c in ablation}
     for key in ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr", "afdm_steps",
                 "afdm_penalty",
-                "afdm_margin", "afdm_loc_norm", "afdm_loc_bias", "afdm_reuse_features"):
+                "afdm_margin", "afdm_loc_norm", "afdm_loc_bias", "afdm_loc_leak",
+                "afdm_reuse_features"):
         assert any(v.startswith(f"-{key}") for v in varied), key
     assert "" in varied  # the base setting itself
     assert all(len({c.config.seed for c in ablation

@@ -325,7 +325,7 @@ def test_adversary_table_counts_points_and_runs(tmp_path):
 
 
 def test_the_probe_section_shows_the_earlier_settings_beside_the_study(tmp_path):
-    (oldest, _), (later, _) = warp_gallery.EARLIER_ADVERSARIES
+    (oldest, _), (later, _), *_ = warp_gallery.EARLIER_ADVERSARIES
     study = tmp_path / "cpu"
     _probe_run(study, "a", "afdm", [(0.5, 0.4, 0.3), (0.5, 0.4, 0.6)])  # 2/2, 1/2
     _probe_run(tmp_path / oldest, "a", "afdm",

@@ -30,7 +30,7 @@ from .tables import fmt_cell, markdown_table
 # the keys the ablation varies, in the order the page shows them
 ABLATION_KEYS = ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr", "afdm_steps",
                  "afdm_penalty", "afdm_margin", "afdm_loc_norm", "afdm_loc_bias",
-                 "afdm_reuse_features")
+                 "afdm_loc_leak", "afdm_reuse_features")
 
 
 def find_ablation(results_dir: str | Path) -> Path | None:

@@ -46,6 +46,7 @@ PARAMETER_NOTES: dict[str, str] = {
     "afdm_margin": "the penalty acts only on |pre-tanh output| beyond this",
     "afdm_loc_bias": "input-independent parameters in the localisation net (output bias, "
                      "BatchNorm scale and shift)",
+    "afdm_loc_leak": "negative slope of the localisation net's rectifiers (0 = ReLU)",
     "decoder": "CTC decoding (greedy or beam)",
     "beam_width": "beam width of the beam decoder",
     "batch_norm": "BatchNorm on CRNN convs 5 and 6 (crnn, as published) or on all",
