@@ -115,16 +115,13 @@ class LocalisationNet(nn.Module):
                  norm: bool = False, bias: bool = True, leak: float = 0.0) -> None:
         super().__init__()
         mid = max(16, min(hidden, channels))
-
-        def act() -> nn.Module:
-            return nn.LeakyReLU(leak, inplace=True) if leak > 0 else nn.ReLU(inplace=True)
-
+        # slope 0 is exactly ReLU (values and gradients); no parameters either way
         self.features = nn.Sequential(
-            nn.Conv2d(channels, mid, 3, padding=1), act(),
-            nn.Conv2d(mid, mid, 3, padding=1), act(),
+            nn.Conv2d(channels, mid, 3, padding=1), nn.LeakyReLU(leak, inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1), nn.LeakyReLU(leak, inplace=True),
             nn.AdaptiveAvgPool2d((2, 4)),
         )
-        self.leak = leak
+        self.act = nn.LeakyReLU(leak)
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(mid * 8, hidden))
         # norm: BatchNorm of the hidden layer, so every hidden unit varies over the batch
         # at unit scale. Without it the hidden activations barely differ between words
@@ -143,7 +140,7 @@ class LocalisationNet(nn.Module):
             h = F.batch_norm(h, n.running_mean, n.running_var, n.weight, n.bias, False, 0.0, n.eps)
         elif self.norm is not None:
             h = self.norm(h)
-        raw = self.out(F.leaky_relu(h, self.leak) if self.leak > 0 else torch.relu(h))
+        raw = self.out(self.act(h))
         return raw.view(f.shape[0], self.groups, self.num_points, 2)
 
 

@@ -165,7 +165,7 @@ class RunConfig:
     # varies over the batch at unit scale and so does every output
     afdm_loc_bias: bool = False
     # afdm_loc_leak: negative slope of the localisation net's ReLUs (0 = plain ReLU). With
-    # plain ReLUs and afdm_lr 1e-2 the adversary died in 2 of the 24 digit runs (Bangla 200
+    # plain ReLUs and afdm_lr 1e-2 the adversary died in 4 of the 24 digit runs (Bangla 200
     # s2 from step 1,800, Latin 1000 s1 from 1,700, to the end; Devanagari 1000 s0 and s2
     # for 3-5 points at a time, then back): one update left every unit of its second
     # convolution negative for every word (Bangla 200 s2's final checkpoint), so the warp

@@ -148,11 +148,16 @@ def thin_sentence(tests: pd.DataFrame) -> str:
             + "; ".join(parts) + " training words.\n")
 
 
+def _main_setting(tests: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons of the study's own setting (ablations have their own page)."""
+    return tests[tests["setting"] == ""] if not tests.empty else tests
+
+
 def verdict_summary(tests: pd.DataFrame, metric: Metric) -> str:
     """The verdict table in one sentence per baseline: how many settings AFDM wins, loses
     and ties, and, over the ties, the largest gain the data still allow (95%); main
     setting only, settings too thin to test or capped counted apart."""
-    part = tests[tests["setting"] == ""] if not tests.empty else tests
+    part = _main_setting(tests)
     if part.empty:
         return ""
     lines = []
@@ -187,7 +192,7 @@ def verdict_table(tests: pd.DataFrame, metric: Metric) -> str:
     interval and n, Holm p, the smallest detectable difference (the half-width of the
     paired interval) and the verdict; main setting only (ablations have their own page).
     Comparisons too thin to test are one sentence below the table."""
-    part = tests[tests["setting"] == ""] if not tests.empty else tests
+    part = _main_setting(tests)
     if part.empty:
         return ("*No paired comparison yet: no AFDM and baseline runs share seed and "
                 "training subset.*\n")
