@@ -483,16 +483,17 @@ def test_provenance_lists_commits_and_lock_files(study: Path):
 
 
 def test_ablation_page(tmp_path: Path, study: Path):
-    # the ablation preset runs afdm only, in its own folder beside the study's results:
-    # a base (groups 4, max_shift 0.1) and one key varied at a time; `none` comes from the
-    # study's folder (the same cell)
+    # the ablation preset runs afdm only, in its own folder beside the study's results,
+    # one key varied at a time from a base (groups 4, max_shift 0.1) that is the study's
+    # own afdm recipe: the base runs and `none` come from the study's folder (same cell)
     results = tmp_path / "study-results"
     for seed in range(3):
         write_run(results / "cpu", f"none-{seed}", method="none", seed=seed, cer=0.30)
-        write_run(results / "cpu", f"afdm-{seed}", method="afdm", seed=seed, cer=0.9)
-        runs = [write_run(results / "ablation", f"afdm-{seed}", method="afdm", seed=seed,
-                          cer=0.28),
-                write_run(results / "ablation", f"afdm-g2-{seed}", method="afdm", seed=seed,
+        write_run(results / "cpu", f"afdm-{seed}", method="afdm", seed=seed, cer=0.28)
+        # a study recipe that drifted from the ablation's (another lr): never its base
+        write_run(results / "cpu", f"afdm-lr-{seed}", method="afdm", seed=seed, cer=0.9,
+                  lr=1e-4)
+        runs = [write_run(results / "ablation", f"afdm-g2-{seed}", method="afdm", seed=seed,
                           cer=0.25, groups=2),
                 write_run(results / "ablation", f"afdm-s2-{seed}", method="afdm", seed=seed,
                           cer=0.35, max_shift=0.2),
@@ -517,7 +518,9 @@ def test_ablation_page(tmp_path: Path, study: Path):
             if line.startswith("| 0")] == ["0.05", "0.1 (base)", "0.2"]
     assert "-0.050 [-0.050, -0.050] (n=3)" in text  # groups=2 minus none, every seed
     assert "`none` at the base (the results folder's runs of this cell): 0.300" in text
-    assert "0.900" not in text  # the study's own afdm runs are not the ablation's base
+    assert "0.900" not in text  # the drifted study runs are not the base
+    assert "0.280 [0.280, 0.280] (n=3)" in text  # the study's matching runs are
+    assert "Base runs: 3 of the study's own `afdm` runs of this cell." in text
     assert any(p.name.startswith("ablation-") for p in (tmp_path / "fig").glob("*.png"))
     # ablation-preset records inside the study's folder: on the ablation page, not on
     # the results pages

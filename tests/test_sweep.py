@@ -11,7 +11,7 @@ import pytest
 from afdm_lib import sweep
 from afdm_lib.config import METHODS, RunConfig
 from afdm_lib.results import RECORD, load_records, make_record, read_record, write_json
-from afdm_lib.sweep import Preset, SweepError, expand, run_sweep
+from afdm_lib.sweep import Preset, SweepError, comparable, expand, run_sweep
 
 
 # --- expansion (no kernels) ------------------------------------------------------------
@@ -68,7 +68,15 @@ def test_study_presets_cover_what_the_issues_ask():
                 "afdm_margin", "afdm_loc_norm", "afdm_loc_bias", "afdm_loc_leak",
                 "afdm_reuse_features"):
         assert any(v.startswith(f"-{key}") for v in varied), key
-    assert "" in varied  # the base setting itself
+    # the base is the cpu preset's own AFDM cell (its runs are the page's base): every
+    # ablation cell is exactly one key away from that cell of the same seed
+    study = {c.config.seed: comparable(c.config.to_dict()) for c in expand("cpu").cells
+             if c.cell_id.startswith("recognition-crnn-gw-n500-afdm-")}
+    for c in ablation:
+        mine = comparable(c.config.to_dict())
+        base = study[c.config.seed]
+        assert len([k for k in {*mine, *base} if mine.get(k) != base.get(k)]) == 1, c.cell_id
+    assert "" not in varied  # so the preset does not run the base again
     assert all(len({c.config.seed for c in ablation
                     if c.cell_id.split("-afdm", 1)[1].rsplit("-s", 1)[0] == v}) >= 3
                for v in varied)

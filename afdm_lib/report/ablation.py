@@ -2,9 +2,13 @@
 
 The ``ablation`` sweep preset runs `afdm` on one low-resource cell from a base setting and
 varies one key at a time (:data:`ABLATION_KEYS` first, then any other key its runs vary).
-Its records live in their own folder (``results/ablation``, found next to the book's
-results folder by :func:`find_ablation`) or carry ``preset: ablation`` in the results
-folder itself. The same cell's `none` (and `random`) runs come from the results folder.
+The base setting is the study's own AFDM recipe of that cell, so the base runs are the
+results folder's `afdm` runs of the cell that match the ablation runs in every key they
+share (:func:`study_base_runs`); the preset runs only the varied settings. Its records
+live in their own folder (``results/ablation``, found next to the book's results folder by
+:func:`find_ablation`) or carry ``preset: ablation`` in the results folder itself. The
+same cell's `none` (and `random`) runs come from the results folder too. Base runs in the
+ablation folder (an older preset ran them) count as well.
 A run that differs from the base in exactly one key belongs to that key's sweep; a run
 that differs in none is the base (it appears in every key's plot, at the base value).
 Per key: the headline metric versus the key's value, per method, with the clipped 95%
@@ -68,6 +72,34 @@ def reference_runs(runs: Runs, cell: tuple) -> pd.DataFrame:
     task, arch, dataset, size = cell
     return ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["dataset"] == dataset)
               & (ok["train_size"] == size) & ok["method"].isin(["none", "random"])]
+
+
+def study_base_runs(runs: Runs, ablation: pd.DataFrame, cell: tuple,
+                    base: dict[str, str]) -> pd.DataFrame:
+    """The base runs the study already has: the results folder's own `afdm` runs of
+    ``cell`` (outside the ablation preset) at ``base`` in every varied key, and equal to the
+    ablation runs in every other setting key in which those share one value. So a study
+    recipe that drifts from the ablation's (another cap, width or lr) is never pooled."""
+    ok = study_runs(runs.ok)
+    if ok.empty or ablation.empty:
+        return ok.iloc[0:0]
+    task, arch, dataset, size = cell
+    mine = ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["dataset"] == dataset)
+              & (ok["train_size"] == size) & (ok["method"] == "afdm")]
+    fixed = {}
+    for key in _setting_keys(ablation):
+        if key in base:
+            continue
+        values = set(ablation[f"config.{key}"].map(_fmt_value))
+        if len(values) == 1:
+            fixed[key] = values.pop()
+    target = {**fixed, **base}
+
+    def matches(r: pd.Series) -> bool:
+        return all(f"config.{k}" in r.index and _fmt_value(r[f"config.{k}"]) == v
+                   for k, v in target.items() if _relevant(k, "afdm"))
+
+    return mine[mine.apply(matches, axis=1)] if not mine.empty else mine
 
 
 def base_setting(data: pd.DataFrame, keys: list[str]) -> dict[str, str]:
@@ -205,14 +237,16 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
     cells = data.groupby(["task", "arch", "dataset", "train_size"], dropna=False)
     for cell_key, abl in cells:
         task, arch, dataset, size = cell_key
+        keys = varied_keys(abl)
+        base = base_setting(abl, keys)
+        own = study_base_runs(runs, abl, cell_key, base)
         refs = reference_runs(runs, cell_key)
-        cell = pd.concat([abl, refs], ignore_index=True) if not refs.empty else abl
+        cell = pd.concat([p for p in (abl, own, refs) if not p.empty], ignore_index=True)
         metric = headline_metric(cell, task)
         if metric is None:
             continue
-        keys = varied_keys(abl)
-        base = base_setting(abl, keys)
         sweep = assign(cell, base)
+        in_folder = int((assign(abl, base) == "").sum())
         col = f"metrics.{metric.key}"
         none_values = cell[(cell["method"] == "none") & (sweep == "")][col].dropna()
         none_mean, none_low, none_high, none_clipped = clipped_interval(
@@ -225,6 +259,8 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
                    + "; `none` at the base (the results folder's runs of this cell): "
                    + (fmt_cell(none_mean, none_low, none_high, len(none_values),
                                none_clipped) if len(none_values) else "no run yet")
+                   + f". Base runs: {len(own)} of the study's own `afdm` runs of this cell"
+                   + (f" and {in_folder} in the ablation folder" if in_folder else "")
                    + ".\n")
         tables = {k: key_table(cell, sweep, k, base, metric) for k in keys
                   if (sweep == k).any()}
