@@ -478,8 +478,10 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
                       "config": cell.config.to_dict(), "run_dir": str(run_dir),
                       "notebook": cell.notebook, "notebook_source": sources[cell.notebook],
                       "kernel": KERNEL})
+    # seed by seed, so that a sweep stopped part-way (the study takes many sessions) leaves
+    # whole comparisons, paired by seed, rather than one method's runs; within a seed the
     # longest cells first, so that no long cell runs alone at the end (fewer idle cores)
-    specs.sort(key=lambda spec: -relative_cost(spec["config"]))
+    specs.sort(key=lambda spec: (spec["config"]["seed"], -relative_cost(spec["config"])))
     if jobs is None:
         jobs = min(os.cpu_count() or 1, preset.max_jobs or os.cpu_count() or 1)
     if jobs < 1:

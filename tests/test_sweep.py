@@ -97,17 +97,26 @@ def test_study_presets_cover_what_the_issues_ask():
     assert {c.config.device for c in expand("paper", device="cpu").cells} == {"cpu"}
 
 
-def test_longest_cells_are_started_first(tmp_path, monkeypatch):
-    # spotting costs more than recognition and afdm more than a plain run: with two
-    # workers the expensive cells must not be left to run alone at the end
+def test_cells_run_seed_by_seed_longest_first(tmp_path, monkeypatch):
+    # a sweep stopped part-way must leave whole comparisons (every method of the first
+    # seeds), not every seed of one method; within a seed spotting costs more than
+    # recognition and afdm more than a plain run: with two workers the expensive cells
+    # must not be left to run alone at the end
     order = []
     monkeypatch.setattr(sweep, "_run_local",
                         lambda specs, jobs, on_done: order.extend(s["cell_id"] for s in specs))
     sweep.run_sweep("quick", results=tmp_path, jobs=2, quiet=True)
-    costs = [sweep.relative_cost(c.config.to_dict()) for c in
-             sorted(expand("quick").cells, key=lambda c: order.index(c.cell_id))]
-    assert costs == sorted(costs, reverse=True)
+    cells = sorted(expand("quick").cells, key=lambda c: order.index(c.cell_id))
+    seeds = [c.config.seed for c in cells]
+    assert seeds == sorted(seeds) and len(set(seeds)) == 2
+    for seed in set(seeds):
+        costs = [sweep.relative_cost(c.config.to_dict()) for c in cells
+                 if c.config.seed == seed]
+        assert costs == sorted(costs, reverse=True)
     assert "-afdm-" in order[0] and "-afdm-" not in order[-1]
+    first = [c.cell_id for c in cells[:len(cells) // 2]]
+    assert {m for m in ("none", "random", "afdm") if any(f"-{m}-" in i for i in first)} \
+        == {"none", "random", "afdm"}
 
 
 def _write_presets(tmp_path: Path, text: str) -> Path:
