@@ -81,13 +81,16 @@ def test_study_presets_cover_what_the_issues_ask():
                     if c.cell_id.split("-afdm", 1)[1].rsplit("-s", 1)[0] == v}) >= 3
                for v in varied)
 
-    # capacity: the cpu preset's low-resource Latin `none` cell, only the width changed
-    base = next(c.config for c in expand("cpu").cells
-                if c.cell_id == "recognition-crnn-digits-latin-n200-none-s0").to_dict()
+    # capacity: the cpu preset's low-resource Latin and GW `none` cells, only the width
+    # changed (and another width than the study's own)
+    study = {(c.config.task, c.config.dataset, c.config.train_size): c.config.to_dict()
+             for c in expand("cpu").cells if c.cell_id.endswith("-none-s0")}
     capacity = [c.config.to_dict() for c in expand("capacity").cells]
-    assert {c["width"] for c in capacity} == {0.25, 0.5} and len(capacity) == 2
+    assert {(c["dataset"], c["width"]) for c in capacity} == {
+        ("digits-latin", 0.25), ("digits-latin", 0.5), ("gw", 0.125), ("gw", 0.5)}
     for c in capacity:
-        assert {k for k in c if c[k] != base[k]} <= {"width", "seed"}
+        base = study[(c["task"], c["dataset"], c["train_size"])]
+        assert {k for k in c if c[k] != base[k]} == {"width"}
 
     paper = expand("paper")
     assert paper.max_jobs == 1
