@@ -63,15 +63,21 @@ def varied_keys(data: pd.DataFrame) -> list[str]:
     return [k for k in ABLATION_KEYS if f"config.{k}" in data.columns] + extra
 
 
-def reference_runs(runs: Runs, cell: tuple) -> pd.DataFrame:
-    """The baselines of an ablation cell: `none` and `random` runs of the same (task,
-    arch, dataset, train_size) in the results folder, outside the ablation preset."""
+def _cell_runs(runs: Runs, cell: tuple, methods: tuple[str, ...]) -> pd.DataFrame:
+    """The results folder's runs of ``methods`` in the (task, arch, dataset, train_size)
+    ``cell``, outside the ablation preset."""
     ok = study_runs(runs.ok)
     if ok.empty:
         return ok
     task, arch, dataset, size = cell
     return ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["dataset"] == dataset)
-              & (ok["train_size"] == size) & ok["method"].isin(["none", "random"])]
+              & (ok["train_size"] == size) & ok["method"].isin(methods)]
+
+
+def reference_runs(runs: Runs, cell: tuple) -> pd.DataFrame:
+    """The baselines of an ablation cell: `none` and `random` runs of the same (task,
+    arch, dataset, train_size) in the results folder, outside the ablation preset."""
+    return _cell_runs(runs, cell, ("none", "random"))
 
 
 def study_base_runs(runs: Runs, ablation: pd.DataFrame, cell: tuple,
@@ -80,12 +86,9 @@ def study_base_runs(runs: Runs, ablation: pd.DataFrame, cell: tuple,
     ``cell`` (outside the ablation preset) at ``base`` in every varied key, and equal to the
     ablation runs in every other setting key in which those share one value. So a study
     recipe that drifts from the ablation's (another cap, width or lr) is never pooled."""
-    ok = study_runs(runs.ok)
-    if ok.empty or ablation.empty:
-        return ok.iloc[0:0]
-    task, arch, dataset, size = cell
-    mine = ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["dataset"] == dataset)
-              & (ok["train_size"] == size) & (ok["method"] == "afdm")]
+    mine = _cell_runs(runs, cell, ("afdm",))
+    if mine.empty or ablation.empty:
+        return mine.iloc[0:0]
     fixed = {}
     for key in _setting_keys(ablation):
         if key in base:
@@ -99,7 +102,7 @@ def study_base_runs(runs: Runs, ablation: pd.DataFrame, cell: tuple,
         return all(f"config.{k}" in r.index and _fmt_value(r[f"config.{k}"]) == v
                    for k, v in target.items() if _relevant(k, "afdm"))
 
-    return mine[mine.apply(matches, axis=1)] if not mine.empty else mine
+    return mine[mine.apply(matches, axis=1)]
 
 
 def base_setting(data: pd.DataFrame, keys: list[str]) -> dict[str, str]:
@@ -246,7 +249,7 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
         if metric is None:
             continue
         sweep = assign(cell, base)
-        in_folder = int((assign(abl, base) == "").sum())
+        in_folder = int((sweep.iloc[:len(abl)] == "").sum())  # abl's rows come first
         col = f"metrics.{metric.key}"
         none_values = cell[(cell["method"] == "none") & (sweep == "")][col].dropna()
         none_mean, none_low, none_high, none_clipped = clipped_interval(
