@@ -97,10 +97,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .results import RunBusy, run_lock
     from .train import train
 
     cfg = config_from_args(args)
-    record = train(cfg, args.out)
+    try:
+        with run_lock(args.out):
+            record = train(cfg, args.out)
+    except RunBusy as exc:
+        raise UserError(str(exc)) from None
     m = record["metrics"]
     shown = {k: m[k] for k in ("cer", "wer", "map_qbe", "map_qbs") if k in m}
     print(" ".join(f"{k}={v:.4f}" for k, v in shown.items()),

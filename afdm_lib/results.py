@@ -12,6 +12,7 @@ A record is ``<run dir>/record.json``::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import functools
@@ -20,13 +21,16 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 SCHEMA = 1
 RECORD = "record.json"
+RUN_LOCK = ".lock"
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements.lock"
 """The lock file (``make lock``): exact versions and hashes of every package ``make setup``
@@ -88,6 +92,49 @@ def save_torch(obj: Any, path: str | Path) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+class RunBusy(RuntimeError):
+    """Another process is training this run folder (it holds the folder's lock)."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run folder's lock while a run trains in it, so that two sweeps over one
+    results folder, or a sweep and ``afdm train --out``, never train the same run at once
+    (they would overwrite each other's checkpoint). Raises :class:`RunBusy`, naming the
+    folder and the holder, when another process has it. The lock is ``flock`` on
+    ``<run dir>/.lock``: the kernel drops it when its process dies, so a killed run never
+    leaves a stale lock. (On a network file system it holds only where the server
+    supports ``flock``; without ``fcntl``, on Windows, there is no lock.)"""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(run_dir / RUN_LOCK, "a+")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise ResultsError(exc.errno or 0, f"{run_dir}: cannot create the run folder "
+                                           f"({exc.strerror})") from exc
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RunBusy(f"{run_dir}: {holder} is training this run; not started "
+                          f"twice (run it again once that one has ended)") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {now()}\n")
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def now() -> str:

@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from .config import EXECUTION_KEYS, ConfigError, RunConfig, matters_for
-from .results import RECORD, make_record, now, read_json, read_record, write_json
+from .results import (
+    RECORD,
+    RUN_LOCK,
+    RunBusy,
+    make_record,
+    now,
+    read_json,
+    read_record,
+    run_lock,
+    write_json,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -234,13 +244,30 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     ``spec``: cell_id, preset, config (dict), run_dir, notebook (file name),
     notebook_source (its JSON text, so a Ray worker needs no copy of the repository),
     kernel. Returns the outcome with the final record and the executed notebook's text.
-    Never raises for a failing run: the failure is the record."""
+    Never raises for a failing run: the failure is the record. A cell that another process
+    is training (another sweep over the same results folder, ``afdm train``) is left
+    alone: the outcome is ``busy``, with no record; one that another process finished
+    meanwhile is handed back as it is."""
+    run_dir = Path(spec["run_dir"])
+    try:
+        with run_lock(run_dir):
+            return _run_cell_locked(spec, run_dir)
+    except RunBusy as exc:
+        return {"cell_id": spec["cell_id"], "status": "busy", "error": str(exc),
+                "seconds": 0.0, "record": None, "notebook_text": None}
+
+
+def _run_cell_locked(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    run_dir = Path(spec["run_dir"])
     cfg = RunConfig.from_dict(spec["config"])
-    run_dir.mkdir(parents=True, exist_ok=True)
+    output = run_dir / spec["notebook"]
+    if is_done(run_dir, cfg):  # finished by another process since the sweep was planned
+        record = read_record(run_dir)
+        return {"cell_id": spec["cell_id"], "status": "ok", "error": None, "seconds": 0.0,
+                "record": record,
+                "notebook_text": output.read_text() if output.exists() else None}
     # temporary files of a sweep killed mid-cell (never read; removed for tidiness)
     for stale in [*run_dir.glob(".source-*.ipynb"), *run_dir.glob(".*.tmp")]:
         stale.unlink(missing_ok=True)
@@ -248,7 +275,6 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(cfg.threads)
     started, t0 = now(), time.perf_counter()
-    output = run_dir / spec["notebook"]
     fd, source = tempfile.mkstemp(prefix=".source-", suffix=".ipynb", dir=run_dir)
     error = None
     try:
@@ -389,6 +415,8 @@ def _run_ray(specs: list[dict], jobs: int, address: str | None, device: str,
 
 def _write_back(spec: dict, outcome: Outcome) -> None:
     """Store what a (possibly remote) Ray worker produced in this machine's results."""
+    if outcome["record"] is None:  # busy: another process trains the cell
+        return
     run_dir = Path(spec["run_dir"])
     write_json(run_dir / RECORD, outcome["record"])
     text = outcome.get("notebook_text")
@@ -405,6 +433,17 @@ def _check_datasets(preset: Preset) -> None:
     if missing:
         raise SweepError(f"{preset.source}: preset {preset.name!r} names unknown dataset(s) "
                          f"{missing}; known datasets are {sorted(known)}")
+
+
+def _busy(run_dir: Path) -> bool:
+    """True when another process holds the run folder's lock (see ``run_lock``)."""
+    if not (run_dir / RUN_LOCK).exists():
+        return False  # never locked; checked without creating the folder
+    try:
+        with run_lock(run_dir):
+            return False
+    except RunBusy:
+        return True
 
 
 def _retire_stale(results: Path, run_dir: Path, cfg: RunConfig) -> str | None:
@@ -435,7 +474,8 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
               presets_file: str | Path | None = None,
               notebooks: str | Path | None = None) -> dict[str, Any]:
     """Run every cell of ``preset`` that has no ``ok`` record yet; return the summary
-    (keys: preset, results, cells, ok, failed, skipped, seconds, failures).
+    (keys: preset, results, cells, ok, failed, skipped, busy, seconds, failures; busy:
+    the cells another process was training, left alone).
 
     ``only``: a glob on cell ids (e.g. ``"*-afdm-*"``) to run a part of the preset.
     ``jobs``: parallel cells (default: the cores, capped by the preset's max_jobs).
@@ -464,11 +504,14 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
     except OSError as exc:
         raise SweepError(f"{results}: cannot write results here ({exc.strerror})") from exc
     t0 = time.perf_counter()
-    specs, skipped = [], 0
+    specs, skipped, busy = [], 0, []
     for cell in cells:
         run_dir = results / "runs" / cell.cell_id
         if is_done(run_dir, cell.config):
             skipped += 1
+            continue
+        if _busy(run_dir):  # another process trains it: neither run it nor move it aside
+            busy.append(cell.cell_id)
             continue
         moved = _retire_stale(results, run_dir, cell.config)
         if moved and not quiet:
@@ -488,16 +531,18 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
         raise SweepError(f"jobs={jobs}; it must be >= 1")
     jobs = max(1, min(jobs, len(specs)))
 
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "busy": len(busy)}
     failures: list[dict[str, str]] = []
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(cells), initial=skipped, desc=f"sweep {preset.name}", unit="cell",
-               disable=quiet, file=sys.stderr)
+    bar = tqdm(total=len(cells), initial=skipped + len(busy), desc=f"sweep {preset.name}",
+               unit="cell", disable=quiet, file=sys.stderr)
 
     def on_done(outcome: Outcome) -> None:
         counts[outcome["status"]] += 1
-        if outcome["status"] != "ok":
+        if outcome["status"] == "busy":
+            busy.append(outcome["cell_id"])
+        elif outcome["status"] != "ok":
             failures.append({"cell_id": outcome["cell_id"], "error": outcome["error"]})
             if not quiet:
                 bar.write(f"FAILED {outcome['cell_id']}: {outcome['error']}")
@@ -515,7 +560,7 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
         bar.close()
     summary = {"preset": preset.name, "results": str(results), "executor": executor,
                "jobs": jobs, "cells": len(cells), "ok": counts["ok"],
-               "failed": counts["failed"], "skipped": skipped,
+               "failed": counts["failed"], "skipped": skipped, "busy": sorted(busy),
                "seconds": round(time.perf_counter() - t0, 1), "failures": failures,
                "finished": now()}
     write_json(results / "sweep.json", summary)
@@ -525,6 +570,9 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
               f"{_format_seconds(summary['seconds'])}; results in {results}", file=sys.stderr)
         for f in failures:
             print(f"  failed {f['cell_id']}: {f['error']}", file=sys.stderr)
+        if busy:
+            print(f"  {len(busy)} cell(s) left alone, another process is training them: "
+                  f"{', '.join(sorted(busy))}", file=sys.stderr)
     return summary
 
 

@@ -392,6 +392,15 @@ def test_an_unwritable_results_folder(tmp_path, capsys):
     assert_user_error(rc, err, "/proc/afdm-run: cannot create the run folder")
 
 
+def test_train_refuses_a_run_folder_another_process_trains(tmp_path, capsys):
+    from afdm_lib.results import run_lock
+
+    with run_lock(tmp_path / "run"):  # a sweep's cell, or a second `afdm train`, in it
+        rc, err = afdm(capsys, "train", "--out", tmp_path / "run", *TINY)
+    assert_user_error(rc, err, f"{tmp_path / 'run'}: pid ", "is training this run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]  # untouched
+
+
 # --- the sweep's own bookkeeping ----------------------------------------------------------
 def test_a_record_the_sweep_did_not_stamp_is_run_again_and_stamped(tmp_path, tiny_cfg,
                                                                    monkeypatch):
@@ -414,7 +423,8 @@ def test_a_record_the_sweep_did_not_stamp_is_run_again_and_stamped(tmp_path, tin
     stamped = read_record(run_dir)
     assert stamped["cell_id"] == spec["cell_id"] and stamped["metrics"] == {"cer": 0.25}
     assert sweep.is_done(run_dir, tiny_cfg)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["record.json"]
+    # the temporary files are gone; the lock stays (removing it would race a new holder)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "record.json"]
 
 
 def test_config_type_checks_accept_every_preset():

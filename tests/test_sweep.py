@@ -10,7 +10,14 @@ import pytest
 
 from afdm_lib import sweep
 from afdm_lib.config import METHODS, RunConfig
-from afdm_lib.results import RECORD, load_records, make_record, read_record, write_json
+from afdm_lib.results import (
+    RECORD,
+    load_records,
+    make_record,
+    read_record,
+    run_lock,
+    write_json,
+)
 from afdm_lib.sweep import Preset, SweepError, comparable, expand, run_sweep
 
 
@@ -299,6 +306,66 @@ def test_run_cell_fails_a_notebook_that_left_no_record(tmp_path, monkeypatch, ti
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
     out = sweep.run_cell(_spec(tmp_path, tiny_cfg))
     assert out["status"] == "failed" and "left no ok record" in out["error"]
+
+
+def test_run_cell_leaves_a_cell_another_process_trains_alone(tmp_path, monkeypatch, tiny_cfg):
+    import os
+
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: pytest.fail("a cell another process trains ran"))
+    run_dir = tmp_path / "run"
+    with run_lock(run_dir):  # another sweep, or `afdm train --out`, is training it
+        out = sweep.run_cell(_spec(tmp_path, tiny_cfg))
+    assert out["status"] == "busy" and out["record"] is None
+    assert f"{run_dir}: pid {os.getpid()} on " in out["error"], out["error"]
+    assert read_record(run_dir) is None  # no failed record over the other's run
+    # released: the cell runs (this notebook stub leaves no record, so it fails)
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
+    assert sweep.run_cell(_spec(tmp_path, tiny_cfg))["status"] == "failed"
+
+
+def test_run_cell_hands_back_a_cell_finished_meanwhile(tmp_path, monkeypatch, tiny_cfg):
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: pytest.fail("a finished cell ran again"))
+    spec = _spec(tmp_path, tiny_cfg)
+    done = make_record(spec["config"], "ok", cell_id=spec["cell_id"])
+    write_json(tmp_path / "run" / RECORD, done)  # finished by another sweep since planning
+    out = sweep.run_cell(spec)
+    assert out["status"] == "ok" and out["record"] == done
+
+
+def test_a_sweep_neither_runs_nor_moves_a_cell_another_process_trains(tmp_path, monkeypatch):
+    cells = expand("smoke").cells[:2]
+    busy, free = cells
+    _fake_results(tmp_path, Preset("old", "", [sweep.Cell(
+        busy.cell_id, busy.notebook, busy.config.replace(epochs=2))]))
+    for p in (tmp_path / "runs" / busy.cell_id).glob(RECORD):
+        p.unlink()  # a retuned cell, mid-run in another process: no record yet
+    ran = []
+
+    def fake_run_cell(spec):
+        ran.append(spec["cell_id"])
+        rec = make_record(spec["config"], "ok", cell_id=spec["cell_id"])
+        write_json(Path(spec["run_dir"]) / RECORD, rec)
+        return {"cell_id": spec["cell_id"], "status": "ok", "error": None, "seconds": 0.0,
+                "record": rec, "notebook_text": None}
+
+    monkeypatch.setattr(sweep, "run_cell", fake_run_cell)
+    with run_lock(tmp_path / "runs" / busy.cell_id):
+        summary = run_sweep(Preset("p", "", cells), results=tmp_path, quiet=True)
+    assert ran == [free.cell_id]
+    assert (summary["ok"], summary["failed"], summary["busy"]) == (1, 0, [busy.cell_id])
+    assert not (tmp_path / ".stale").exists()  # its folder was not moved aside under it
+    assert json.loads((tmp_path / "runs" / busy.cell_id / "config.json").read_text()
+                      )["epochs"] == 2
+    # once the other process has ended, the next sweep retires the old folder and runs it
+    summary = run_sweep(Preset("p", "", cells), results=tmp_path, quiet=True)
+    assert ran == [free.cell_id, busy.cell_id] and summary["busy"] == []
+    assert len(list((tmp_path / ".stale").iterdir())) == 1
 
 
 def test_a_dead_worker_still_gives_a_failed_record(tmp_path, tiny_cfg):
