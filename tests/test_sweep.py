@@ -256,6 +256,17 @@ def test_only_keys_that_matter_for_the_method_make_a_record_stale(tmp_path, meth
     assert sweep.is_done(run_dir, cell.config.replace(**{key: value})) is still_done
 
 
+def _ok_run_cell(ran: list[str]):
+    """A stand-in for run_cell that records the cell as ok at once and notes its id."""
+    def fake_run_cell(spec):
+        ran.append(spec["cell_id"])
+        rec = make_record(spec["config"], "ok", cell_id=spec["cell_id"])
+        write_json(Path(spec["run_dir"]) / RECORD, rec)
+        return {"cell_id": spec["cell_id"], "status": "ok", "error": None, "seconds": 0.0,
+                "record": rec, "notebook_text": None}
+    return fake_run_cell
+
+
 def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
     cell = expand("smoke").cells[0]
     _fake_results(tmp_path, Preset("p", "", [cell]))
@@ -263,14 +274,7 @@ def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
                                           cell.config.replace(epochs=2))])
     ran = []
 
-    def fake_run_cell(spec):
-        ran.append(spec["cell_id"])
-        rec = make_record(spec["config"], "ok", cell_id=spec["cell_id"])
-        write_json(Path(spec["run_dir"]) / RECORD, rec)
-        return {"cell_id": spec["cell_id"], "status": "ok", "error": None, "seconds": 0.0,
-                "record": rec, "notebook_text": None}
-
-    monkeypatch.setattr(sweep, "run_cell", fake_run_cell)
+    monkeypatch.setattr(sweep, "run_cell", _ok_run_cell(ran))
     summary = run_sweep(retuned, results=tmp_path, quiet=True)
     assert summary["ok"] == 1 and ran == [cell.cell_id]
     stale = list((tmp_path / ".stale").iterdir())
@@ -347,14 +351,7 @@ def test_a_sweep_neither_runs_nor_moves_a_cell_another_process_trains(tmp_path, 
         p.unlink()  # a retuned cell, mid-run in another process: no record yet
     ran = []
 
-    def fake_run_cell(spec):
-        ran.append(spec["cell_id"])
-        rec = make_record(spec["config"], "ok", cell_id=spec["cell_id"])
-        write_json(Path(spec["run_dir"]) / RECORD, rec)
-        return {"cell_id": spec["cell_id"], "status": "ok", "error": None, "seconds": 0.0,
-                "record": rec, "notebook_text": None}
-
-    monkeypatch.setattr(sweep, "run_cell", fake_run_cell)
+    monkeypatch.setattr(sweep, "run_cell", _ok_run_cell(ran))
     with run_lock(tmp_path / "runs" / busy.cell_id):
         summary = run_sweep(Preset("p", "", cells), results=tmp_path, quiet=True)
     assert ran == [free.cell_id]
