@@ -107,18 +107,20 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     ``<run dir>/.lock``: the kernel drops it when its process dies, so a killed run never
     leaves a stale lock. (On a network file system it holds only where the server
     supports ``flock``; without ``fcntl``, on Windows, there is no lock.)"""
+    run_dir = Path(run_dir)
     try:
         import fcntl
     except ImportError:
-        yield
-        return
-    run_dir = Path(run_dir)
+        fcntl = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fh = open(run_dir / RUN_LOCK, "a+")  # noqa: SIM115 (closed by the with below)
+        fh = open(run_dir / RUN_LOCK, "a+") if fcntl else None  # noqa: SIM115 (with below)
     except OSError as exc:
         raise ResultsError(exc.errno or 0, f"{run_dir}: cannot create the run folder "
                                            f"({exc.strerror})") from exc
+    if fh is None:
+        yield
+        return
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

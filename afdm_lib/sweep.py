@@ -531,7 +531,7 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
         raise SweepError(f"jobs={jobs}; it must be >= 1")
     jobs = max(1, min(jobs, len(specs)))
 
-    counts = {"ok": 0, "failed": 0, "busy": len(busy)}
+    counts = {"ok": 0, "failed": 0}
     failures: list[dict[str, str]] = []
     from tqdm.auto import tqdm
 
@@ -539,10 +539,11 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
                unit="cell", disable=quiet, file=sys.stderr)
 
     def on_done(outcome: Outcome) -> None:
-        counts[outcome["status"]] += 1
         if outcome["status"] == "busy":
             busy.append(outcome["cell_id"])
-        elif outcome["status"] != "ok":
+        else:
+            counts[outcome["status"]] += 1
+        if outcome["status"] == "failed":
             failures.append({"cell_id": outcome["cell_id"], "error": outcome["error"]})
             if not quiet:
                 bar.write(f"FAILED {outcome['cell_id']}: {outcome['error']}")
