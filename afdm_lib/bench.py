@@ -90,6 +90,9 @@ matmul_peak_gflops_bf16            the best square bf16 GEMM
 <m>_afdm_overhead                  (rec + adv) / plain: one alternating step
                                    (``afdm_ratio=1``) over one plain step, same batch
 <m>_afdm_overhead_reuse            (rec + adv_reuse) / plain
+<m>_afdm_overhead_study            (rec + afdm_steps x adv / afdm_ratio) / plain: the cost
+                                   per recognizer step of the study's AFDM recipe (the
+                                   RunConfig defaults, recorded as afdm_steps, afdm_ratio)
 <m>_afdm_flops_ratio               executed FLOPs of (rec + adv) over those of plain
 <m>_afdm_flops_ratio_reuse         the same with the cheaper AFDM step
 <m>_reference_images_per_s         :class:`ReferenceCRNN`'s training rate (CRNN models)
@@ -109,6 +112,8 @@ afdm_overhead_at_ratio_2           (rec + adv / 2) / plain: the overhead per rec
                                    step with ``afdm_ratio=2``
 afdm_overhead_reuse,               the same two with the cheaper AFDM step
 afdm_overhead_reuse_at_ratio_2
+afdm_overhead_study                the reference model's <m>_afdm_overhead_study (at
+                                   afdm_steps, afdm_ratio: the RunConfig defaults)
 speedup_vs_reference               the reference model's <m>_speedup_vs_reference
 mfu_over_1                         comma-separated MFU keys above 1 ("" when none)
 data_images_per_s                  data pipeline alone: composition of the words from
@@ -411,6 +416,9 @@ def bench_model(cfg: RunConfig, ds: WordDataset, batch, device: torch.device, cl
         out[f"afdm_adv_reuse_step_ms{suffix}"] = 1e3 * t["adv_reuse"]
         out[f"afdm_overhead{suffix}"] = (t["rec"] + t["adv"]) / t["plain"]
         out[f"afdm_overhead_reuse{suffix}"] = (t["rec"] + t["adv_reuse"]) / t["plain"]
+        # the study's recipe: afdm_steps AFDM updates every afdm_ratio recognizer steps
+        out[f"afdm_overhead_study{suffix}"] = (
+            t["rec"] + cfg.afdm_steps * t["adv"] / cfg.afdm_ratio) / t["plain"]
         if "reference" in t:
             out[f"reference_images_per_s{suffix}"] = n / t["reference"]
             out[f"speedup_vs_reference{suffix}"] = t["reference"] / t["plain"]
@@ -478,6 +486,7 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
             "dataset": dataset, "repeats": repeats, "warmup": warmup,
             "timer": "wall,cpu" if clock.cpu else "wall",
             "deterministic": determinism["torch.use_deterministic_algorithms"],
+            "afdm_steps": RunConfig.afdm_steps, "afdm_ratio": RunConfig.afdm_ratio,
         }
         rec.update({f"env_{k}": v for k, v in environment(str(dev)).items()
                     if not isinstance(v, (list, dict))})
@@ -539,7 +548,8 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
         rec["models"] = ",".join(keys)
         rec["reference_model"] = ref
         for suffix in ("", "_cpu"):
-            for name in ("afdm_overhead", "afdm_overhead_reuse", "speedup_vs_reference"):
+            for name in ("afdm_overhead", "afdm_overhead_reuse", "afdm_overhead_study",
+                         "speedup_vs_reference"):
                 if f"{ref}_{name}{suffix}" in rec:
                     rec[f"{name}{suffix}"] = rec[f"{ref}_{name}{suffix}"]
         rec["afdm_flops_ratio"] = rec[f"{ref}_afdm_flops_ratio"]
