@@ -119,6 +119,7 @@ def write_fragments(results_dir: Path, stage: Path) -> dict[str, Path]:
     runs = report.load_runs(results_dir)
     fragments = {
         "provenance": report.provenance(runs) + report.problems_fragment(runs),
+        "coverage": report.coverage_fragment(results_dir),
         "headline": report.headline_fragment(runs),
         "parameters": report.parameters_fragment(),
         "data": data_fragment(figures, url),

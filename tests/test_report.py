@@ -597,3 +597,75 @@ def test_capacity_section_reads_the_gap_at_the_best_point(tmp_path: Path):
     assert any(p.name.startswith("capacity-") for p in (tmp_path / "fig").glob("*.png"))
     assert "No runs of the `capacity` preset" in report.capacity_fragment(
         report.load_runs(results / "cpu"), tmp_path / "fig", "fig", None)
+
+
+MINI_PRESET = """
+[mini]
+description = "two cells of two methods, two seeds"
+seeds = [0, 1]
+methods = ["none", "afdm"]
+[mini.config]
+max_steps = 50
+[[mini.grid]]
+datasets = ["digits-bangla"]
+train_sizes = [100]
+[[mini.grid]]
+datasets = ["digits-latin"]
+train_sizes = [100]
+"""
+
+
+def test_coverage_counts_every_planned_run_by_state(tmp_path: Path):
+    from afdm_lib.sweep import expand
+
+    presets = tmp_path / "presets.toml"
+    presets.write_text(MINI_PRESET)
+    root = tmp_path / "results"
+    cells = {c.cell_id: c.config for c in expand("mini", presets).cells}
+    assert len(cells) == 8
+
+    def write(cell: str, status: str = "ok", ended: str = "converged", **changes) -> None:
+        cfg = {**cells[cell].to_dict(), **changes}
+        rec = make_record(cfg, status, metrics={"cer": 0.1, "ended": ended}
+                          if status == "ok" else None,
+                          error=None if status == "ok" else "DivergedError: boom",
+                          cell_id=cell)
+        write_json(root / "runs" / cell / "record.json", rec)
+
+    write("recognition-crnn-digits-bangla-n100-none-s0")
+    write("recognition-crnn-digits-bangla-n100-none-s1", ended="cap")
+    write("recognition-crnn-digits-bangla-n100-afdm-s0", status="failed")
+    write("recognition-crnn-digits-bangla-n100-afdm-s1", lr=1e-4)  # the preset was retuned
+    (root / "runs" / "recognition-crnn-digits-latin-n100-none-s0").mkdir(parents=True)
+    write_json(root / "sweep.json", {"preset": "mini"})
+
+    assert report.sweep_preset(root) == "mini"
+    table = report.coverage_table(root, presets_file=presets).set_index(
+        ["dataset", "method"])
+    assert table.loc[("digits-bangla", "none"), ["finished", "capped"]].tolist() == [2, 1]
+    assert table.loc[("digits-bangla", "afdm"), ["failed", "other config"]].tolist() == [1, 1]
+    assert table.loc[("digits-latin", "none"), ["started", "not started"]].tolist() == [1, 1]
+    assert table.loc[("digits-latin", "afdm"), "not started"] == 2
+    assert table["seeds"].map(len).sum() == 8
+    assert (table[list(report.coverage.STATES)].sum(axis=1)
+            - table["capped"]).tolist() == [2, 2, 2, 2]  # each run counted once
+
+    text = report.coverage_fragment(root, presets_file=presets)
+    assert ("(preset `mini`): 2 of 8 planned runs finished, 1 of them at the step cap, "
+            "1 failed, 1 other config, 1 started, 3 not started.") in text
+    # the capped group is listed although it is complete: it gets no verdict
+    assert "| recognition | digits-bangla | 100 words | none | – | 0, 1 | 2 | 1 |" in text
+    # without a preset there is nothing to compare against, said in words
+    other = tmp_path / "single"
+    (other / "runs").mkdir(parents=True)
+    assert "no sweep preset recorded" in report.coverage_fragment(other)
+
+
+def test_coverage_of_the_committed_study_matches_its_records():
+    # every committed cpu record is a finished run of the cpu preset's current config: a
+    # retuned preset that would make the committed study stale goes red here
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    table, runs = report.coverage_table(root), report.load_runs(root)
+    assert report.sweep_preset(root) == "cpu"
+    assert table["other config"].sum() == 0
+    assert table["finished"].sum() == len(runs.ok) and table["failed"].sum() == len(runs.failed)

@@ -17,6 +17,7 @@ per concern:
   verdicts, per-dataset sections);
 - :mod:`.ablation`: the Ablation page (one key varied at a time);
 - :mod:`.capacity`: its backbone-width section (the capacity preset);
+- :mod:`.coverage`: what has run, a preset's planned cells against the records;
 - :mod:`.reference`: parameters, deviations and paper-number pages;
 - :mod:`.bench_page`: the Benchmarks page (the warp gallery: :mod:`afdm_lib.warp_gallery`).
 
@@ -31,6 +32,7 @@ from ..config import ADVERSARY_KEYS, WARP_KEYS
 from .ablation import ABLATION_KEYS, ablation_fragment, find_ablation
 from .bench_page import bench_fragment, find_bench
 from .capacity import capacity_fragment, find_capacity
+from .coverage import coverage_fragment, coverage_table, sweep_preset
 from .figures import METHOD_STYLE, plot_curves, plot_vs_size
 from .loading import (
     ALPHA,
@@ -93,6 +95,7 @@ __all__ = [
     "results_fragment", "summary_table", "t_interval", "tests_table", "verdicts",
     "weak_rows_sentence", "ABLATION_PRESET", "MIN_QBE_QUERIES", "bound_sentence",
     "clipped_interval", "headline_metric", "ABLATION_KEYS", "ablation_fragment",
-    "find_ablation", "capacity_fragment", "find_capacity",
+    "find_ablation", "capacity_fragment", "find_capacity", "coverage_fragment",
+    "coverage_table", "sweep_preset",
     "paper_table", "study_runs", "verdict_table",
 ]
