@@ -63,7 +63,7 @@ def coverage_table(results_dir: str | Path, preset: str | None = None,
     setting), in the preset's order: the seeds it plans and how many runs are in each
     state. Empty when no preset is known for the folder."""
     from ..config import ConfigError
-    from ..sweep import expand
+    from ..sweep import cell_id, expand
 
     root = Path(results_dir)
     preset = preset or sweep_preset(root)
@@ -77,9 +77,8 @@ def coverage_table(results_dir: str | Path, preset: str | None = None,
     for cell in cells:
         cfg = cell.config
         group = cell.cell_id.rsplit("-s", 1)[0]
-        # the id is task-arch-dataset-cut-method[-setting]-s<seed> (sweep.cell_id)
-        size = f"n{cfg.train_size}" if cfg.fraction is None else f"f{cfg.fraction:g}"
-        prefix = f"{cfg.task}-{cfg.arch}-{cfg.dataset}-{size}-{cfg.method}"
+        # the same id without the varied setting: what the group adds to it is the setting
+        prefix = cell_id(cfg).rsplit("-s", 1)[0]
         row = rows.setdefault(group, {
             "task": cfg.task, "arch": cfg.arch, "dataset": cfg.dataset,
             "cut": f"{cfg.train_size} words" if cfg.fraction is None
@@ -123,18 +122,15 @@ def coverage_fragment(results_dir: str | Path,
                        "`afdm train`), so nothing to compare against.")
             continue
         out.append(_summary(folder.name, preset, table))
-        todo = table[table["finished"] < table["seeds"].map(len)]
-        capped = table[table["capped"] > 0]
-        show = pd.concat([todo, capped]).drop_duplicates(
-            subset=["task", "arch", "dataset", "cut", "method", "setting"])
+        # incomplete groups, and complete ones with a capped run (they get no verdict)
+        show = table[(table["finished"] < table["seeds"].map(len)) | (table["capped"] > 0)]
         if show.empty:
             out.append("Every planned run has finished.")
             continue
-        cols = ["finished", "capped", "failed", "other config", "started", "not started"]
         out.append(markdown_table(
-            ["task", "dataset", "cut", "method", "setting", "planned seeds", *cols],
+            ["task", "dataset", "cut", "method", "setting", "planned seeds", *STATES],
             [[r["task"], r["dataset"], r["cut"], r["method"], r["setting"] or "–",
               ", ".join(map(str, r["seeds"])), r["finished"],
-              *(r[c] or "" for c in cols[1:])]
+              *(r[state] or "" for state in STATES[1:])]
              for _, r in show.iterrows()]))
     return "\n\n".join(out) + "\n"
