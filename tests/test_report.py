@@ -489,7 +489,10 @@ def test_ablation_page(tmp_path: Path, study: Path):
     results = tmp_path / "study-results"
     for seed in range(3):
         write_run(results / "cpu", f"none-{seed}", method="none", seed=seed, cer=0.30)
-        write_run(results / "cpu", f"afdm-{seed}", method="afdm", seed=seed, cer=0.28)
+        # the base varies by seed as max_shift=0.05 does: paired by seed, their
+        # difference is exactly +0.010 at every seed
+        write_run(results / "cpu", f"afdm-{seed}", method="afdm", seed=seed,
+                  cer=0.28 + 0.01 * seed)
         # a study recipe that drifted from the ablation's (another lr): never its base
         write_run(results / "cpu", f"afdm-lr-{seed}", method="afdm", seed=seed, cer=0.9,
                   lr=1e-4)
@@ -519,7 +522,15 @@ def test_ablation_page(tmp_path: Path, study: Path):
     assert "-0.050 [-0.050, -0.050] (n=3)" in text  # groups=2 minus none, every seed
     assert "`none` at the base (the results folder's runs of this cell): 0.300" in text
     assert "0.900" not in text  # the drifted study runs are not the base
-    assert "0.280 [0.280, 0.280] (n=3)" in text  # the study's matching runs are
+    assert "0.290 [0.265, 0.315] (n=3)" in text  # the study's matching runs are
+    # each setting minus the base, paired by seed (the column that says which knob
+    # matters); the base's own row has no such difference
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:6]]
+            for line in shift.splitlines() if line.startswith("| 0")}
+    assert rows["0.05"][2] == "+0.010 [+0.010, +0.010] (n=3)"
+    assert rows["0.2"][2].startswith("+0.060 [") and rows["0.2"][2].endswith("(n=3)")
+    assert rows["0.1 (base)"][2] == "–"
+    assert "-0.040 [-0.065, -0.015] (n=3)" in text.split("### `groups`")[1]
     assert "Base runs: 3 of the study's own `afdm` runs of this cell." in text
     assert any(p.name.startswith("ablation-") for p in (tmp_path / "fig").glob("*.png"))
     # ablation-preset records inside the study's folder: on the ablation page, not on

@@ -12,7 +12,9 @@ ablation folder (an older preset ran them) count as well.
 A run that differs from the base in exactly one key belongs to that key's sweep; a run
 that differs in none is the base (it appears in every key's plot, at the base value).
 Per key: the headline metric versus the key's value, per method, with the clipped 95%
-t-interval over seeds, and AFDM minus `none` paired by seed.
+t-interval over seeds, AFDM minus `none` paired by seed, and each setting minus the base
+paired by seed: the direct answer to "does this knob matter" (the base has more seeds than
+a varied setting, so comparing their means would mix seed noise into the difference).
 """
 
 from __future__ import annotations
@@ -144,13 +146,28 @@ def _sort_key(label: str) -> tuple[int, Any]:
 
 def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, str],
               metric: Metric) -> pd.DataFrame:
-    """Rows (value, method): n, mean, clipped interval, and for afdm the difference to
-    `none` paired by seed (none does not depend on a warp key: its runs are the base)."""
+    """Rows (value, method): n, mean, clipped interval, the difference to `none` paired
+    by seed (none does not depend on a warp key: its runs are the base), and for a varied
+    value the difference to the same method's base runs, paired by seed."""
     col = f"metrics.{metric.key}"
     part = data[(sweep == key) | (sweep == "")]
-    none = {r["seed"]: float(r[col]) for _, r in data[(data["method"] == "none")
-                                                      & (sweep == "")].iterrows()
-            if not pd.isna(r[col])}
+
+    def by_seed(method: str) -> dict[Any, float]:
+        # one value per seed; a seed run twice at the base (study and ablation folder)
+        # counts by its mean, so it is paired once
+        runs = data[(data["method"] == method) & (sweep == "")].dropna(subset=[col])
+        return runs.groupby("seed")[col].mean().astype(float).to_dict()
+
+    def paired(g: pd.DataFrame, ref: dict[Any, float]) -> tuple[float, float, float, int]:
+        diffs = [float(r[col]) - ref[r["seed"]] for _, r in g.iterrows()
+                 if r["seed"] in ref and not pd.isna(r[col])]
+        if not diffs:
+            return math.nan, math.nan, math.nan, 0
+        d_mean, d_low, d_high, _ = clipped_interval(
+            diffs, metric.low - metric.high, metric.high - metric.low)
+        return d_mean, d_low, d_high, len(diffs)
+
+    none = by_seed("none")
     rows = []
     for method in ("random", "afdm"):
         if not _relevant(key, method):
@@ -158,19 +175,21 @@ def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, st
         mine = part[part["method"] == method]
         if not (sweep.loc[mine.index] == key).any():
             continue  # this method ran the base only: nothing varied to show
+        own_base = by_seed(method)
         for value, g in mine.groupby(mine[f"config.{key}"].map(_fmt_value)):
             values = g[col].dropna().astype(float).tolist()
             if not values:
                 continue
             mean, low, high, clipped = clipped_interval(values, metric.low, metric.high)
-            diffs = [float(r[col]) - none[r["seed"]] for _, r in g.iterrows()
-                     if r["seed"] in none and not pd.isna(r[col])]
-            d_mean, d_low, d_high, _ = clipped_interval(
-                diffs, metric.low - metric.high, metric.high - metric.low)
-            rows.append(dict(value=value, method=method, base=value == base.get(key),
+            d_mean, d_low, d_high, pairs = paired(g, none)
+            is_base = value == base.get(key)
+            b_mean, b_low, b_high, b_pairs = ((math.nan, math.nan, math.nan, 0) if is_base
+                                              else paired(g, own_base))
+            rows.append(dict(value=value, method=method, base=is_base,
                              n=len(values), mean=mean, low=low, high=high, clipped=clipped,
-                             diff=d_mean if diffs else math.nan, diff_low=d_low,
-                             diff_high=d_high, pairs=len(diffs)))
+                             diff=d_mean, diff_low=d_low, diff_high=d_high, pairs=pairs,
+                             base_diff=b_mean, base_diff_low=b_low, base_diff_high=b_high,
+                             base_pairs=b_pairs))
     out = pd.DataFrame(rows)
     if not out.empty:
         out = out.sort_values(["method", "value"], key=lambda s: s.map(
@@ -279,11 +298,14 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
             rows = [[f"{r['value']}" + (" (base)" if r["base"] else ""), r["method"],
                      fmt_cell(r["mean"], r["low"], r["high"], int(r["n"]), r["clipped"]),
                      fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["pairs"]),
-                              signed=True) if r["pairs"] else "–"]
+                              signed=True) if r["pairs"] else "–",
+                     fmt_cell(r["base_diff"], r["base_diff_low"], r["base_diff_high"],
+                              int(r["base_pairs"]), signed=True) if r["base_pairs"] else "–"]
                     for _, r in t.iterrows()]
             out.append(f"\n### `{key}`\n\n" + markdown_table(
                 ["value", "method", f"{metric.label} [95%] (n seeds)",
-                 "minus `none`, paired by seed [95%] (n pairs)"], rows))
+                 "minus `none`, paired by seed [95%] (n pairs)",
+                 "minus the base, paired by seed [95%] (n pairs)"], rows))
         several = int((sweep == "several").sum())
         if several:
             out.append(f"\n{several} runs differ from the base in more than one key and "
