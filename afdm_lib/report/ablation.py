@@ -197,6 +197,14 @@ def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, st
     return out
 
 
+def _diff_cell(r: pd.Series, prefix: str) -> str:
+    """A paired difference of a key_table row (``prefix`` "" for minus `none`, "base_" for
+    minus the base) as a signed table cell; "–" where no seed pairs."""
+    pairs = int(r[f"{prefix}pairs"])
+    return (fmt_cell(r[f"{prefix}diff"], r[f"{prefix}diff_low"], r[f"{prefix}diff_high"],
+                     pairs, signed=True) if pairs else "–")
+
+
 def plot_ablation(tables: dict[str, pd.DataFrame], none: tuple[float, float, float],
                   metric: Metric, title: str, path: Path) -> Path:
     """One panel per key: metric versus the key's value (categorical axis, since the
@@ -297,10 +305,7 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
         for key, t in tables.items():
             rows = [[f"{r['value']}" + (" (base)" if r["base"] else ""), r["method"],
                      fmt_cell(r["mean"], r["low"], r["high"], int(r["n"]), r["clipped"]),
-                     fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["pairs"]),
-                              signed=True) if r["pairs"] else "–",
-                     fmt_cell(r["base_diff"], r["base_diff_low"], r["base_diff_high"],
-                              int(r["base_pairs"]), signed=True) if r["base_pairs"] else "–"]
+                     _diff_cell(r, ""), _diff_cell(r, "base_")]
                     for _, r in t.iterrows()]
             out.append(f"\n### `{key}`\n\n" + markdown_table(
                 ["value", "method", f"{metric.label} [95%] (n seeds)",
