@@ -506,6 +506,8 @@ def test_ablation_page(tmp_path: Path, study: Path):
                           cer=0.31, afdm_loc_norm=not RunConfig().afdm_loc_norm)]
         for run in runs:
             rec = json.loads((run / "record.json").read_text())
+            if run.name.startswith("afdm-s2-"):  # a saturated, input-blind adversary
+                rec["metrics"].update(saturated=0.8 + 0.1 * seed, diversity=0.01 * seed)
             write_json(run / "record.json", {**rec, "preset": "ablation"})
     found = report.find_ablation(results / "cpu")
     assert found == results / "ablation"
@@ -530,6 +532,10 @@ def test_ablation_page(tmp_path: Path, study: Path):
     assert rows["0.05"][2] == "+0.010 [+0.010, +0.010] (n=3)"
     assert rows["0.2"][2].startswith("+0.060 [") and rows["0.2"][2].endswith("(n=3)")
     assert rows["0.1 (base)"][2] == "–"
+    # the adversary probe at the end, seed means; "–" where the records carry none
+    probe = {line.split("|")[1].strip(): line.split("|")[6].strip()
+             for line in shift.splitlines() if line.startswith("| 0")}
+    assert probe == {"0.05": "–", "0.1 (base)": "–", "0.2": "0.90 / 0.01"}
     assert "-0.040 [-0.065, -0.015] (n=3)" in text.split("### `groups`")[1]
     assert "Base runs: 3 of the study's own `afdm` runs of this cell." in text
     assert any(p.name.startswith("ablation-") for p in (tmp_path / "fig").glob("*.png"))

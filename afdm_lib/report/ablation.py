@@ -14,7 +14,8 @@ that differs in none is the base (it appears in every key's plot, at the base va
 Per key: the headline metric versus the key's value, per method, with the clipped 95%
 t-interval over seeds, AFDM minus `none` paired by seed, and each setting minus the base
 paired by seed: the direct answer to "does this knob matter" (the base has more seeds than
-a varied setting, so comparing their means would mix seed noise into the difference).
+a varied setting, so comparing their means would mix seed noise into the difference), and
+the adversary probe at the end of training (does the setting let the warp collapse?).
 """
 
 from __future__ import annotations
@@ -147,8 +148,10 @@ def _sort_key(label: str) -> tuple[int, Any]:
 def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, str],
               metric: Metric) -> pd.DataFrame:
     """Rows (value, method): n, mean, clipped interval, the difference to `none` paired
-    by seed (none does not depend on a warp key: its runs are the base), and for a varied
-    value the difference to the same method's base runs, paired by seed."""
+    by seed (none does not depend on a warp key: its runs are the base), for a varied
+    value the difference to the same method's base runs, paired by seed, and the seed mean
+    of the adversary probe at the end of training (``saturated``, ``diversity``: whether a
+    setting lets the warp collapse; NaN where the records carry no probe)."""
     col = f"metrics.{metric.key}"
     part = data[(sweep == key) | (sweep == "")]
 
@@ -185,7 +188,10 @@ def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, st
             is_base = value == base.get(key)
             b_mean, b_low, b_high, b_pairs = ((math.nan, math.nan, math.nan, 0) if is_base
                                               else paired(g, own_base))
-            rows.append(dict(value=value, method=method, base=is_base,
+            probe = {k: float(g[f"metrics.{k}"].astype(float).mean())
+                     if f"metrics.{k}" in g.columns else math.nan
+                     for k in ("saturated", "diversity")}
+            rows.append(dict(value=value, method=method, base=is_base, **probe,
                              n=len(values), mean=mean, low=low, high=high, clipped=clipped,
                              diff=d_mean, diff_low=d_low, diff_high=d_high, pairs=pairs,
                              base_diff=b_mean, base_diff_low=b_low, base_diff_high=b_high,
@@ -203,6 +209,13 @@ def _diff_cell(r: pd.Series, prefix: str) -> str:
     pairs = int(r[f"{prefix}pairs"])
     return (fmt_cell(r[f"{prefix}diff"], r[f"{prefix}diff_low"], r[f"{prefix}diff_high"],
                      pairs, signed=True) if pairs else "–")
+
+
+def _probe_cell(r: pd.Series) -> str:
+    """The adversary probe of a key_table row: "saturated / diversity" (seed means)."""
+    if math.isnan(r["saturated"]) or math.isnan(r["diversity"]):
+        return "–"
+    return f"{r['saturated']:.2f} / {r['diversity']:.2f}"
 
 
 def plot_ablation(tables: dict[str, pd.DataFrame], none: tuple[float, float, float],
@@ -305,12 +318,13 @@ def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
         for key, t in tables.items():
             rows = [[f"{r['value']}" + (" (base)" if r["base"] else ""), r["method"],
                      fmt_cell(r["mean"], r["low"], r["high"], int(r["n"]), r["clipped"]),
-                     _diff_cell(r, ""), _diff_cell(r, "base_")]
+                     _diff_cell(r, ""), _diff_cell(r, "base_"), _probe_cell(r)]
                     for _, r in t.iterrows()]
             out.append(f"\n### `{key}`\n\n" + markdown_table(
                 ["value", "method", f"{metric.label} [95%] (n seeds)",
                  "minus `none`, paired by seed [95%] (n pairs)",
-                 "minus the base, paired by seed [95%] (n pairs)"], rows))
+                 "minus the base, paired by seed [95%] (n pairs)",
+                 "probe at the end: saturated / diversity"], rows))
         several = int((sweep == "several").sum())
         if several:
             out.append(f"\n{several} runs differ from the base in more than one key and "
