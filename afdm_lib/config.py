@@ -52,6 +52,21 @@ def matters_for(key: str, method: str) -> bool:
     return True
 
 
+def cap_raised(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether config ``new`` is ``old`` with a higher step cap (``max_steps``) and nothing
+    else changed (execution keys aside). With no lr decay the schedule never reads the
+    cap, so a run of ``old`` is the first part of a run of ``new``: a checkpoint of it
+    resumes under ``new``, continuing a capped run or re-stamping one that ended by
+    patience before either cap."""
+    rest = set(EXECUTION_KEYS) | {"max_steps"}
+    if ({k: v for k, v in old.items() if k not in rest}
+            != {k: v for k, v in new.items() if k not in rest}):
+        return False
+    before, after = old.get("max_steps"), new.get("max_steps")
+    return (not old.get("lr_decay_steps") and before is not None
+            and (after is None or after > before))
+
+
 # field annotation -> accepted Python types (a JSON config can hold anything)
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "int": ((int,), "an integer"), "float": ((int, float), "a number"),

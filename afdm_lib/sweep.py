@@ -7,7 +7,10 @@ papermill through a notebook, one record per cell in the results store.
 
 A cell whose record is ``ok`` (for the same config) is skipped, so a sweep can be rerun
 to resume or to retry failures. A run folder left by another config (the preset was
-retuned) is moved to ``<results>/.stale/`` before the cell runs again. The executors,
+retuned) is moved to ``<results>/.stale/`` before the cell runs again, except one left
+under a lower step cap (:func:`~afdm_lib.config.cap_raised`): it resumes from its
+checkpoint, so raising a preset's cap continues the capped runs and only re-stamps the
+others (a test evaluation each). The executors,
 ``local`` (``--jobs N`` worker processes) and ``ray`` (one Ray task per cell, on a local
 instance or a cluster), call the same :func:`run_cell` and leave the same records.
 """
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import EXECUTION_KEYS, ConfigError, RunConfig, matters_for
+from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised, matters_for
 from .results import (
     RECORD,
     RUN_LOCK,
@@ -455,8 +458,9 @@ def _retire_stale(results: Path, run_dir: Path, cfg: RunConfig) -> str | None:
         old = read_json(config_file)
     except (OSError, json.JSONDecodeError):
         old = None
-    if isinstance(old, dict) and comparable(old) == comparable(cfg.to_dict()):
-        return None
+    if isinstance(old, dict) and (comparable(old) == comparable(cfg.to_dict())
+                                  or cap_raised(comparable(old), comparable(cfg.to_dict()))):
+        return None  # the same run, or its first part under a lower cap: it resumes
     stale = results / ".stale" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     stale.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(run_dir), str(stale))

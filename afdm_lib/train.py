@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .afdm import AFDM
-from .config import EXECUTION_KEYS, ConfigError, RunConfig
+from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised
 from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
 from .data.synth import dataset_fingerprint
 from .models import BlockModel, Warp, build_model
@@ -210,6 +210,7 @@ class Trainer:
         self.progress = (not cfg.quiet and sys.stderr.isatty()) if progress is None else progress
         self.started = now()
         self._resume_rng: torch.Tensor | None = None
+        self._saved_cap: int | None = None  # the resumed checkpoint's max_steps
         self.total_steps: float | None = None  # set by run(); the lr schedule needs it
         # the trainer's own generators: p_warp masks (identical for random and afdm) and
         # random draws (random displacements, the adversary's noise); checkpointed
@@ -296,8 +297,10 @@ class Trainer:
         ckpt_path = self.out / CHECKPOINT
         if ckpt_path.exists():
             st = {**st, **self._resume(ckpt_path, model, afdm, opt, opt_afdm, task)}
-            st["resumes"] = list(st["resumes"]) + [{"step": st["step"], "epoch": st["epoch"],
-                                                    "time": now()}]
+            entry = {"step": st["step"], "epoch": st["epoch"], "time": now()}
+            if self._saved_cap != cfg.max_steps:  # the cap was raised (cap_raised): say so
+                entry["max_steps_from"] = self._saved_cap
+            st["resumes"] = list(st["resumes"]) + [entry]
             self._say(f"resuming {self.out} from step {st['step']} (epoch {st['epoch']}; "
                       f"resume {len(st['resumes'])})")
         wall_before = st["wall_seconds"]
@@ -373,8 +376,11 @@ class Trainer:
                     self._checkpoint(ckpt_path, model, afdm, opt, opt_afdm, task, st, False)
                     last_save = epoch_start = time.perf_counter()
             st["train_seconds"] += time.perf_counter() - epoch_start
-            st["epoch"] += 1
-            st["batch_in_epoch"] = 0
+            if st["stopped_early"] or st["batch_in_epoch"] >= len(batches):
+                st["epoch"] += 1
+                st["batch_in_epoch"] = 0
+            # else the cap fell mid-epoch: the checkpoint keeps the batch, so that a raised
+            # cap (config.cap_raised) resumes exactly where an uncapped run would be
             finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
                         or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
             # validate once per epoch, or (with eval_every) the last steps of the run
@@ -567,7 +573,7 @@ class Trainer:
         ckpt = load_checkpoint(path)
         saved = ckpt.get("config")
         saved = saved if isinstance(saved, dict) else {}
-        if not _same_run(saved, self.cfg):
+        if not (_same_run(saved, self.cfg) or cap_raised(saved, self.cfg.to_dict())):
             mine = self.cfg.to_dict()
             diff = sorted(k for k in mine if k not in EXECUTION_KEYS
                           and mine.get(k) != saved.get(k))
@@ -590,6 +596,7 @@ class Trainer:
             raise CheckpointError(f"{path}: checkpoint does not fit this model ({exc}); "
                                   f"use another --out folder") from exc
         self._resume_rng = ckpt["rng"]["torch"]  # restored again after a mid-epoch resume
+        self._saved_cap = saved.get("max_steps")
         return st
 
 

@@ -283,6 +283,24 @@ def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
     assert len(table) == 1 and table["config.epochs"].tolist() == [2]
 
 
+@pytest.mark.parametrize("change, kept", [
+    (dict(max_steps=9000), True),                        # a raised cap: the run resumes
+    (dict(max_steps=100), False),                        # a lowered cap: a new run
+    (dict(max_steps=9000, lr=1e-2), False),              # the cap and more: a new run
+    (dict(max_steps=9000, lr_decay_steps=50), False)])   # a decay that reads the cap
+def test_a_raised_cap_keeps_the_run_folder_to_resume_it(tmp_path, monkeypatch, change, kept):
+    cell = expand("smoke").cells[0]
+    cell = sweep.Cell(cell.cell_id, cell.notebook, cell.config.replace(max_steps=500))
+    _fake_results(tmp_path, Preset("p", "", [cell]))
+    raised = Preset("p", "", [sweep.Cell(cell.cell_id, cell.notebook,
+                                         cell.config.replace(**change))])
+    ran = []
+    monkeypatch.setattr(sweep, "run_cell", _ok_run_cell(ran))
+    run_sweep(raised, results=tmp_path, quiet=True)
+    assert ran == [cell.cell_id]  # never "done": the record was written under another cap
+    assert (tmp_path / ".stale").exists() is not kept
+
+
 def _spec(tmp_path: Path, cfg: RunConfig) -> dict:
     return {"cell_id": sweep.cell_id(cfg), "preset": "t", "config": cfg.to_dict(),
             "run_dir": str(tmp_path / "run"), "notebook": "recognition.ipynb",

@@ -9,7 +9,7 @@ from afdm_lib.afdm import AFDM
 from afdm_lib.config import ConfigError, RunConfig
 from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
-from afdm_lib.train import DivergedError, RecognitionTask, Trainer, lr_at, train
+from afdm_lib.train import CheckpointError, DivergedError, RecognitionTask, Trainer, lr_at, train
 
 
 def fixed_batch(n=16):
@@ -95,6 +95,40 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_cfg, monkeyp
     assert resumed["metrics"]["cer"] == whole["metrics"]["cer"]
     for key in ("step", "train_loss", "val_cer"):
         assert [c[key] for c in resumed["curve"]] == [c[key] for c in whole["curve"]]
+
+
+def test_raising_the_cap_continues_a_capped_run_exactly(tmp_path, tiny_cfg):
+    # 4 batches per epoch; the lower cap falls mid-epoch (step 6 of 12), where the
+    # checkpoint must keep its place in the epoch for the continuation to be exact
+    cfg = tiny_cfg.replace(epochs=3, method="afdm", eval_every=2, patience=100)
+    whole = train(cfg.replace(max_steps=10), tmp_path / "whole")
+    capped = train(cfg.replace(max_steps=6), tmp_path / "part")
+    assert capped["metrics"]["ended"] == "cap" and capped["metrics"]["steps"] == 6
+    raised = train(cfg.replace(max_steps=10), tmp_path / "part")
+    assert raised["metrics"]["steps"] == 10 and raised["config"]["max_steps"] == 10
+    for key in ("cer", "best_step", "ended", "afdm_steps"):
+        assert raised["metrics"][key] == whole["metrics"][key], key
+    for key in ("step", "train_loss", "val_cer"):
+        assert [c[key] for c in raised["curve"]] == [c[key] for c in whole["curve"]], key
+    assert [(r["step"], r["max_steps_from"]) for r in raised["resumes"]] == [(6, 6)]
+
+
+def test_raising_the_cap_keeps_a_run_that_ended_by_patience(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(epochs=6, eval_every=1, patience=1, max_steps=20)
+    first = train(cfg, tmp_path)
+    assert first["metrics"]["ended"] == "converged" and first["metrics"]["steps"] < 20
+    again = train(cfg.replace(max_steps=40), tmp_path)  # re-stamped, not retrained
+    for key in ("cer", "wer", "steps", "best_step", "ended"):
+        assert again["metrics"][key] == first["metrics"][key], key
+    assert again["curve"] == first["curve"] and again["config"]["max_steps"] == 40
+    assert [r["max_steps_from"] for r in again["resumes"]] == [20]
+
+
+def test_a_cap_that_the_lr_schedule_reads_cannot_be_raised(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(epochs=3, lr_decay_steps=4)
+    train(cfg.replace(max_steps=6), tmp_path)
+    with pytest.raises(CheckpointError, match="checkpoint of a different run"):
+        train(cfg.replace(max_steps=10), tmp_path)
 
 
 def test_lr_schedule_ramps_holds_and_decays():
