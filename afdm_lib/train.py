@@ -309,7 +309,8 @@ class Trainer:
         # the training loss accumulated since the last validation point (kept on resume)
         loss_sum, loss_n = st["loss_sum"], st["loss_n"]
         params = [p for p in model.parameters()]
-        finished = st["stopped_early"] or st["epoch"] >= cfg.epochs
+        finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
+                    or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         self.total_steps = min(cfg.max_steps or math.inf, cfg.epochs * steps_per_epoch)
         bar = None

@@ -113,6 +113,16 @@ def test_raising_the_cap_continues_a_capped_run_exactly(tmp_path, tiny_cfg):
     assert [(r["step"], r["max_steps_from"]) for r in raised["resumes"]] == [(6, 6)]
 
 
+def test_a_capped_run_killed_before_its_record_does_not_step_past_the_cap(tmp_path,
+                                                                         tiny_cfg):
+    cfg = tiny_cfg.replace(epochs=3, eval_every=2, patience=100, max_steps=6)
+    first = train(cfg, tmp_path)
+    (tmp_path / "record.json").unlink()  # killed after the last checkpoint
+    again = train(cfg, tmp_path)
+    assert again["metrics"]["steps"] == 6 and again["metrics"]["cer"] == first["metrics"]["cer"]
+    assert again["curve"] == first["curve"]
+
+
 def test_raising_the_cap_keeps_a_run_that_ended_by_patience(tmp_path, tiny_cfg):
     cfg = tiny_cfg.replace(epochs=6, eval_every=1, patience=1, max_steps=20)
     first = train(cfg, tmp_path)
