@@ -156,6 +156,29 @@ def git_commit() -> str | None:
         return None
 
 
+# what a training run executes: a commit that changed only other files (records, the book,
+# the report, presets whose values the record's config carries) ran the same code
+RUN_CODE = ("afdm_lib", "notebooks")
+NOT_RUN_CODE = ("afdm_lib/report/", "afdm_lib/book.py", "afdm_lib/bench", "afdm_lib/presets.toml")
+
+
+@functools.cache
+def code_version(commit: str, repo: Path = REPO) -> str:
+    """A fingerprint of the run code (:data:`RUN_CODE` less :data:`NOT_RUN_CODE`) at
+    ``commit``: equal for two commits whose runs executed the same code. Falls back to
+    ``commit`` itself where git or the commit is not at hand (a copy without history)."""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", commit, "--",
+                              *RUN_CODE], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return commit
+    lines = [line for line in out.stdout.splitlines()
+             if "\t" in line and not line.split("\t", 1)[1].startswith(NOT_RUN_CODE)]
+    if out.returncode or not lines:
+        return commit
+    return "code:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 def file_sha256(path: str | Path) -> str | None:
     """Hex sha256 of a file's bytes, or None when it cannot be read."""
     try:

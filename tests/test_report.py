@@ -3,15 +3,18 @@ in the real record format (afdm_lib.results.make_record) with known metric value
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from afdm_lib import report, warp_gallery
 from afdm_lib.config import RunConfig
-from afdm_lib.results import make_record, write_json
+from afdm_lib.report import stats
+from afdm_lib.results import code_version, make_record, write_json
 
 CER = report.TASK_METRICS["recognition"][0]
 MAP_QBE = next(m for m in report.TASK_METRICS["spotting"] if m.key == "map_qbe")
@@ -386,6 +389,46 @@ def test_verdict_table_is_compact_with_bounds_and_grouped_thin_rows(study: Path)
     assert "digits-bangla at 300 training words" in text
     sentence = report.bound_sentence(t, CER, "none")
     assert sentence.startswith("AFDM is not better than `none` by more than")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                           *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _commit_file(repo: Path, rel: str, text: str) -> str:
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text(text)
+    _git(repo, "add", rel)
+    _git(repo, "commit", "-qm", rel)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def test_pairs_across_commits_that_changed_only_records_or_the_report_are_not_flagged(
+        study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # the study commits each record as it finishes, so the runs of one cell carry many
+    # commits: only a change of the code a run executes makes a pair "across commits"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    first = _commit_file(repo, "afdm_lib/train.py", "step = 1\n")
+    records_only = _commit_file(repo, "results/cpu/runs/x/record.json", "{}")
+    report_only = _commit_file(repo, "afdm_lib/report/pages.py", "page = 1\n")
+    trainer_changed = _commit_file(repo, "afdm_lib/train.py", "step = 2\n")
+    version = functools.partial(code_version, repo=repo)
+    assert version(first) == version(records_only) == version(report_only)
+    assert version(trainer_changed) != version(first)
+    assert version("f" * 40) == "f" * 40  # not in this history: the commit itself
+    monkeypatch.setattr(stats, "code_version", version)
+    for seed, (mine, theirs) in enumerate([(first, report_only), (first, trainer_changed),
+                                           (records_only, records_only)]):
+        _edit_record(study / "runs" / f"afdm-100-{seed}", environment={"git_commit": mine})
+        _edit_record(study / "runs" / f"none-100-{seed}", environment={"git_commit": theirs})
+    tests = report.paired_tests(report.load_runs(study).ok, CER)
+    tests = tests.set_index(["baseline", "train_size"])
+    # seed 1 ran other trainer code; seed 0's commits differ only in the report; seeds
+    # 3-4 keep the fixture's commit on both sides
+    assert tests.loc[("none", 100), "cross_commit"] == 1
 
 
 def test_capped_runs_and_cross_commit_pairs_are_flagged(study: Path):

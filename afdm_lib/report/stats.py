@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..results import code_version
 from .loading import ALPHA, BASELINES, Metric, _relevant
 
 
@@ -136,7 +137,7 @@ def paired_tests(runs: pd.DataFrame, metric: Metric, method: str = "afdm",
     ``method`` can be better by at 95% (in metric units, positive = better), wins (pairs
     where ``method`` is better), p of the paired t-test and of the Wilcoxon signed-rank
     test, Holm-adjusted p over the table, ``capped`` (paired runs that hit the step
-    cap), ``cross_commit`` (pairs whose two runs come from different code commits), and
+    cap), ``cross_commit`` (pairs whose two runs ran different code: results.code_version), and
     a verdict."""
     from scipy import stats
 
@@ -203,9 +204,11 @@ def paired_tests(runs: pd.DataFrame, metric: Metric, method: str = "afdm",
 
 
 def _commit(row: pd.Series) -> str | None:
+    """The run code a record ran (results.code_version of its commit): commits that
+    changed only records, the book or the report do not split a pair."""
     value = row.get("git_commit")
     return None if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else str(value)
+        else code_version(str(value))
 
 
 # verdict labels (the tables and the browser test read them)
