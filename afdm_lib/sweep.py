@@ -458,8 +458,8 @@ def _retire_stale(results: Path, run_dir: Path, cfg: RunConfig) -> str | None:
         old = read_json(config_file)
     except (OSError, json.JSONDecodeError):
         old = None
-    if isinstance(old, dict) and (comparable(old) == comparable(cfg.to_dict())
-                                  or cap_raised(comparable(old), comparable(cfg.to_dict()))):
+    new = comparable(cfg.to_dict())
+    if isinstance(old, dict) and (comparable(old) == new or cap_raised(comparable(old), new)):
         return None  # the same run, or its first part under a lower cap: it resumes
     stale = results / ".stale" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     stale.parent.mkdir(parents=True, exist_ok=True)

@@ -136,6 +136,12 @@ def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def _finished(cfg: RunConfig, st: dict[str, Any]) -> bool:
+    """Whether patience, the epoch bound or the step cap has ended the run in ``st``."""
+    return bool(st["stopped_early"] or st["epoch"] >= cfg.epochs
+                or (cfg.max_steps and st["step"] >= cfg.max_steps))
+
+
 def lr_at(lr: float, step: int, total: float, warmup_steps: int = 0,
           decay_steps: int = 0) -> float:
     """The recognizer's lr at 0-based ``step`` of ``total``: a linear ramp over the first
@@ -309,8 +315,7 @@ class Trainer:
         # the training loss accumulated since the last validation point (kept on resume)
         loss_sum, loss_n = st["loss_sum"], st["loss_n"]
         params = [p for p in model.parameters()]
-        finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
-                    or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
+        finished = _finished(cfg, st)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         self.total_steps = min(cfg.max_steps or math.inf, cfg.epochs * steps_per_epoch)
         bar = None
@@ -382,8 +387,7 @@ class Trainer:
                 st["batch_in_epoch"] = 0
             # else the cap fell mid-epoch: the checkpoint keeps the batch, so that a raised
             # cap (config.cap_raised) resumes exactly where an uncapped run would be
-            finished = (st["stopped_early"] or st["epoch"] >= cfg.epochs
-                        or bool(cfg.max_steps and st["step"] >= cfg.max_steps))
+            finished = _finished(cfg, st)
             # validate once per epoch, or (with eval_every) the last steps of the run
             evaluated_now = bool(st["curve"]) and st["curve"][-1]["step"] == st["step"]
             if not cfg.eval_every or (finished and not evaluated_now):
