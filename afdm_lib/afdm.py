@@ -203,6 +203,7 @@ class AFDM(nn.Module):
         if random_shift not in RANDOM_SHIFTS:
             raise ValueError(f"random_shift={random_shift!r}; choose one of {list(RANDOM_SHIFTS)}")
         self.channels, self.groups, self.max_shift, self.mode = channels, groups, max_shift, mode
+        self.rows, self.cols = rows, cols
         self.noise, self.random_shift, self.random_scale = noise, random_shift, random_scale
         self.grid = TPSGridGenerator(rows, cols)
         k = rows * cols
@@ -212,7 +213,21 @@ class AFDM(nn.Module):
         # what the last forward did, for the trainer's penalty, probe and records
         self.last_points: torch.Tensor | None = None
         self.last_raw: torch.Tensor | None = None  # pre-tanh outputs (with autograd)
+        self.last_grid: torch.Tensor | None = None  # sampling grid S, (B x G) x H x W x 2
         self.last_clamped: float = 0.0
+
+    def random_twin(self, random_shift: str = "uniform", random_scale: float = 1.0,
+                    max_shift: float | None = None, seed: int | None = None) -> AFDM:
+        """A random-mode module with this one's channels, groups, control points and
+        bound (or ``max_shift``): the ``random`` control. ``seed`` gives it a generator of
+        its own."""
+        twin = AFDM(self.channels, self.groups, self.rows, self.cols,
+                    self.max_shift if max_shift is None else max_shift, mode="random",
+                    random_shift=random_shift, random_scale=random_scale
+                    ).to(self.grid.base.device)
+        if seed is not None:
+            twin.generator = torch.Generator().manual_seed(seed)
+        return twin
 
     def _rand(self, shape: tuple, device) -> torch.Tensor:
         gen = self.generator
@@ -261,6 +276,7 @@ class AFDM(nn.Module):
                 cols = valid.to(f.device).clamp(2, w)
                 scale = ((cols - 1) / max(w - 1, 1)).float().repeat_interleave(self.groups)
             grid = self.grid(points.reshape(b * self.groups, -1, 2), h, w, scale)
+            self.last_grid = grid.detach()
             # sampling stays inside the word (x) and the map (y): nothing is read from
             # padding; the fraction of coordinates that had to be pulled back is recorded
             if scale is None:

@@ -2,7 +2,7 @@
 
 Every figure is measured in one process on one real batch of embedded handwriting
 (``digits-devanagari``, bucketed by width as in training), with the trainer's own pieces
-(:meth:`Trainer._recognizer_step`, :meth:`Trainer._afdm_step`, :func:`make_warp`), after
+(:meth:`Trainer.recognizer_step`, :meth:`Trainer.adversary_step`), after
 warm-up steps; timed repeats are interleaved (plain, recognizer-with-warp, AFDM step,
 cheaper AFDM step, inference, reference, plain, ...) so that machine noise hits every kind
 alike, and the median is reported. The same determinism settings as a training run are
@@ -164,18 +164,8 @@ from .bench_kernels import (  # noqa: F401  (re-exported: tests and callers use 
 from .bench_reference import ReferenceCRNN, ReferenceStep  # noqa: F401  (re-exported)
 from .config import RunConfig
 from .data import BucketBatchSampler, WordDataset, collate, load_dataset
-from .models import build_model
 from .results import environment, now, write_json
-from .train import (
-    Trainer,
-    apply_speed_options,
-    build_afdm,
-    make_task,
-    make_warp,
-    resolve_device,
-    seed_everything,
-    to_device,
-)
+from .train import Trainer, make_task, resolve_device, seed_everything, to_device
 
 SCHEMA = "afdm-bench/2"
 
@@ -282,48 +272,39 @@ def data_rate(dataset: str, words: int, height: int, batch_size: int, repeats: i
 
 # --- one model ------------------------------------------------------------------------------
 class Bench:
-    """The benchmark of one (arch, width) on one batch, built like a training run."""
+    """The benchmark of one (arch, width) on one batch, built like a training run, with
+    the trainer's own steps (``Trainer.build``, ``recognizer_step``, ``adversary_step``)."""
 
     def __init__(self, cfg: RunConfig, ds: WordDataset, batch, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         self.task = make_task(cfg, ds)
-        self.model = build_model(cfg.arch, self.task.num_outputs, cfg.width, cfg.height,
-                                 cfg.insert_after, cfg.batch_norm).to(device)
-        apply_speed_options(cfg, self.model)
-        self.afdm = build_afdm(cfg.replace(method="afdm"), self.model).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.opt_afdm = torch.optim.Adam(self.afdm.parameters(), lr=cfg.afdm_lr)
-        self.params = list(self.model.parameters())
-        # the trainer's own step methods; it writes nothing until .run()
-        self.trainer = Trainer(cfg, Path("unused-bench-run"), progress=False)
-        self.st = {"step": 0, "afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0}
+        # an AFDM run's parts; the trainer writes nothing until .run()
+        self.trainer = Trainer(cfg.replace(method="afdm"), Path("unused-bench-run"),
+                               progress=False)
+        parts = self.trainer.build(self.task, device)
+        self.model, self.afdm = parts.model, parts.afdm
         images, widths, self.texts = batch
         self.images, self.widths = to_device(images, widths, device, cfg.channels_last)
         self.batch_size = len(self.texts)
-        self.keep: dict = {}  # T_A's output of the last recognizer step (the cheaper step)
         self.reference = (ReferenceStep(cfg, self.task, self.images, self.widths, self.texts,
                                         device) if cfg.arch == "crnn" else None)
 
     def plain(self) -> None:
-        self.trainer._recognizer_step(self.task, self.model, self.opt, self.params,
-                                      self.images, self.widths, self.texts, None, self.st)
+        self.trainer.recognizer_step(self.images, self.widths, self.texts)
 
     def rec(self) -> None:
-        warp = make_warp(self.afdm, self.cfg.p_warp, True, self.widths, self.images.shape[-1],
-                         self.trainer.mask_gen, self.keep)
-        self.trainer._recognizer_step(self.task, self.model, self.opt, self.params,
-                                      self.images, self.widths, self.texts, warp, self.st)
+        self.trainer.kept.clear()
+        self.trainer.recognizer_step(self.images, self.widths, self.texts, warped=True)
 
     def adv(self) -> None:
-        self.trainer._afdm_step(self.task, self.model, self.afdm, self.opt_afdm, self.images,
-                                self.widths, self.texts, self.st)
+        self.trainer.adversary_step(self.images, self.widths, self.texts)
 
     def adv_reuse(self) -> None:
         """The cheaper AFDM step on the T_A output the last ``rec()`` kept."""
-        if "t_a" not in self.keep:
+        if "t_a" not in self.trainer.kept:
             self.rec()
-        self.trainer._afdm_step(self.task, self.model, self.afdm, self.opt_afdm, self.images,
-                                self.widths, self.texts, self.st, t_a=self.keep["t_a"])
+        self.trainer.adversary_step(self.images, self.widths, self.texts,
+                                    t_a=self.trainer.kept["t_a"])
 
     def alternating(self) -> None:
         self.rec()
@@ -331,7 +312,7 @@ class Bench:
 
     def infer(self) -> None:
         self.model.eval()
-        with torch.no_grad(), self.trainer._autocast(self.device):
+        with torch.no_grad(), self.trainer.autocast(self.device):
             self.model(self.images, self.widths)
         self.model.train()
 
@@ -424,7 +405,7 @@ def bench_model(cfg: RunConfig, ds: WordDataset, batch, device: torch.device, cl
             out[f"speedup_vs_reference{suffix}"] = t["reference"] / t["plain"]
     out["train_peak_mem_mb"] = peak_memory_mb(b.plain, device)
     out["afdm_peak_mem_mb"] = peak_memory_mb(b.alternating, device)
-    out["skipped_steps"] = b.st["bad_steps"]
+    out["skipped_steps"] = b.trainer.state.bad_steps
     return out
 
 

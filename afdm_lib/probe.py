@@ -19,29 +19,13 @@ A collapsed adversary reads: saturated ~1, diversity ~0, loss_afdm < loss_random
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from .adversarial import word_warp
 from .afdm import AFDM, training_statistics
 from .blocks import BlockModel
-
-
-def valid_columns(widths: torch.Tensor, image_width: int, feature_width: int) -> torch.Tensor:
-    """Valid (unpadded) columns of a feature map of ``feature_width`` columns computed from
-    images padded to ``image_width``, for real image widths ``widths``."""
-    cols = torch.div(widths * feature_width + image_width - 1, image_width,
-                     rounding_mode="floor")
-    return cols.clamp(1, feature_width)
-
-
-def word_warp(module: AFDM, widths: torch.Tensor, image_width: int,
-              frozen: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The warp hook that deforms every word of a batch over its own valid width."""
-    def warp(f: torch.Tensor) -> torch.Tensor:
-        return module(f, frozen=frozen, valid=valid_columns(widths, image_width, f.shape[-1]))
-    return warp
 
 
 def warp_stats(module: AFDM) -> dict[str, float]:
@@ -52,17 +36,6 @@ def warp_stats(module: AFDM) -> dict[str, float]:
     diversity = d.std(dim=0, unbiased=False).mean() / bound if d.shape[0] > 1 else d.new_zeros(())
     return {"shift_rel": float(rel.mean()), "saturated": float((rel > 0.99).float().mean()),
             "diversity": float(diversity), "clamped": module.last_clamped}
-
-
-def random_twin(module: AFDM, shift: str = "uniform", scale: float = 1.0,
-                seed: int = 0) -> AFDM:
-    """A random-warp module with the groups, control points and bound of ``module``."""
-    rows = int(module.grid.base[:, 1].unique().numel())
-    cols = int(module.grid.base[:, 0].unique().numel())
-    twin = AFDM(module.channels, module.groups, rows, cols, module.max_shift, mode="random",
-                random_shift=shift, random_scale=scale).to(module.grid.base.device)
-    twin.generator = torch.Generator().manual_seed(seed)
-    return twin
 
 
 @torch.no_grad()
@@ -85,12 +58,12 @@ def adversary_probe(task: Any, model: BlockModel, module: AFDM, images: torch.Te
         # ...but normalised with the batch's statistics, as in training
         with training_statistics(module):
             out: dict[str, float] = {"loss_clean": loss(None)}
-            uniform = random_twin(module, "uniform", seed=seed)
+            uniform = module.random_twin("uniform", seed=seed)
             out["loss_random"] = sum(loss(uniform) for _ in range(draws)) / draws
             if module.mode == "adversarial":
                 out["loss_afdm"] = loss(module)
                 stats = warp_stats(module)
-                matched = random_twin(module, "sign", stats["shift_rel"], seed=seed + 1)
+                matched = module.random_twin("sign", stats["shift_rel"], seed=seed + 1)
                 out["loss_random_matched"] = sum(loss(matched) for _ in range(draws)) / draws
             else:  # a random run: describe its own warp distribution
                 loss(module)

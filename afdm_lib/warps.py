@@ -14,7 +14,6 @@ over the word image itself.
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .adversarial import valid_columns
 from .afdm import AFDM, training_statistics
 from .config import RunConfig
 from .data import collate, load_dataset
@@ -142,17 +142,14 @@ def sample_words(cfg: RunConfig, count: int = 4, split: str = "test"
 
 def random_twin(cfg: RunConfig, model: BlockModel, afdm: AFDM | None = None,
                 max_shift: float | None = None) -> AFDM:
-    """A random-warp module as the run's ``random`` control builds it (same groups,
-    control points and bound as ``afdm``, or as ``cfg`` when there is no trained AFDM);
-    ``max_shift`` overrides the bound (the explorer's slider)."""
-    bound = max_shift if max_shift is not None else (
-        afdm.max_shift if afdm is not None else cfg.max_shift)
-    # build_afdm knows the run's random-warp options and the narrow-width group fallback
-    twin = build_afdm(cfg.replace(method="random", max_shift=bound), model)
-    assert twin is not None  # method "random" always builds one
-    if afdm is not None and twin.groups != afdm.groups:
-        twin = AFDM(afdm.channels, afdm.groups, cfg.grid_rows, cfg.grid_cols, bound,
-                    mode="random")
+    """A random-warp module as the run's ``random`` control builds it (the twin of
+    ``afdm``, or as ``cfg`` builds one when there is no trained AFDM); ``max_shift``
+    overrides the bound (the explorer's slider)."""
+    if afdm is not None:
+        twin = afdm.random_twin(cfg.random_shift, cfg.random_scale, max_shift)
+    else:  # build_afdm knows the narrow-width group fallback
+        bound = cfg.max_shift if max_shift is None else max_shift
+        twin = build_afdm(cfg.replace(method="random", max_shift=bound), model)
     twin.eval()
     return twin
 
@@ -176,26 +173,13 @@ def _warp_view(model: BlockModel, afdm: AFDM, images: torch.Tensor, seed: int,
     features = model.features_a(images)
     h, w = features.shape[2:]
     torch.manual_seed(seed)
-    if hasattr(afdm, "generator"):
-        afdm.generator = torch.Generator().manual_seed(seed)
-    scale = None
-    if widths is not None and "valid" in inspect.signature(afdm.forward).parameters:
-        from .probe import valid_columns
-
-        valid = valid_columns(widths, images.shape[-1], w)
-        warped = afdm(features, frozen=True, valid=valid)
-        # the per-word spline's x range, as AFDM.forward computes it
-        scale = ((valid.clamp(2, w) - 1) / max(w - 1, 1)).float()
-    else:
-        warped = afdm(features, frozen=True)
+    afdm.generator = torch.Generator().manual_seed(seed)
+    valid = None if widths is None else valid_columns(widths, images.shape[-1], w)
+    warped = afdm(features, frozen=True, valid=valid)
     points = afdm.last_points  # B x G x K x 2, set by the forward pass
-    b, g, k, _ = points.shape
-    if scale is not None:
-        grids = afdm.grid(points.reshape(b * g, k, 2), h, w, scale.repeat_interleave(g))
-    else:
-        grids = afdm.grid(points.reshape(b * g, k, 2), h, w)
+    b, g = points.shape[:2]
     return WarpView(afdm.mode, features.cpu(), afdm.grid.base.cpu(), points.cpu(),
-                    grids.view(b, g, h, w, 2).cpu(), warped.cpu())
+                    afdm.last_grid.view(b, g, h, w, 2).cpu(), warped.cpu())
 
 
 def displacement_table(views: list[WarpView]):

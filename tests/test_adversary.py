@@ -15,14 +15,15 @@ import copy
 import pytest
 import torch
 
+from afdm_lib.adversarial import adversary_step, valid_columns, word_warp
 from afdm_lib.afdm import AFDM
 from afdm_lib.config import RunConfig
 from afdm_lib.crnn import CRNN
 from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
-from afdm_lib.probe import adversary_probe, valid_columns
+from afdm_lib.probe import adversary_probe
 from afdm_lib.recognition import RecognitionTask
-from afdm_lib.train import Trainer, make_warp, train
+from afdm_lib.train import Trainer, train
 
 
 def batch(n: int = 8, dataset: str = "digits-latin"):
@@ -46,20 +47,14 @@ def fitted_crnn(images, widths, texts, chars, steps: int = 400):
     return task, model
 
 
-def trainer_for(tmp_path, **changes) -> Trainer:
-    cfg = RunConfig(dataset="digits-latin", train_size=16, width=0.125, quiet=True,
-                    method="afdm", **changes)
-    return Trainer(cfg, tmp_path)
-
-
 # --- the adversary step ------------------------------------------------------------------
-def test_the_afdm_step_raises_the_loss_it_is_trained_against(tmp_path):
+def test_the_afdm_step_raises_the_loss_it_is_trained_against():
     (images, widths, texts), chars = batch(4)
     task, model = fitted_crnn(images, widths, texts, chars)
     afdm = AFDM(model.afdm_channels, groups=2, max_shift=0.2, noise=0.0)
     opt_afdm = torch.optim.Adam(afdm.parameters(), lr=1e-2)
-    trainer = trainer_for(tmp_path, afdm_penalty=0.0)
-    warp = make_warp(afdm, 1.0, True, widths, images.shape[-1])
+    warp = word_warp(afdm, widths, images.shape[-1], True, 1.0)
+    live = word_warp(afdm, widths, images.shape[-1], frozen=False)
 
     def warped_loss() -> float:
         model.eval()
@@ -69,11 +64,10 @@ def test_the_afdm_step_raises_the_loss_it_is_trained_against(tmp_path):
         return value
 
     before = warped_loss()
-    st = {"afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0, "step": 0}
     for _ in range(15):
-        trainer._afdm_step(task, model, afdm, opt_afdm, images, widths, texts, st)
+        assert adversary_step(lambda: task.loss(model, images, widths, texts, live), model,
+                              afdm, opt_afdm, penalty=0.0) is not None
     after = warped_loss()
-    assert st["afdm_steps"] == 15
     assert after > before * 1.5, (before, after)  # a minimising step lowers it
 
 
@@ -81,7 +75,7 @@ def test_the_afdm_step_raises_the_loss_it_is_trained_against(tmp_path):
     (1.0, 0.0, True),    # no margin: every output is pulled towards the identity warp
     (1.0, 1.5, False),   # inside the margin: the adversary's objective is the loss alone
     (2.0, 1.5, True)])   # beyond it: pulled back towards the margin
-def test_the_penalty_acts_only_beyond_the_margin(tmp_path, raw, margin, pulled_back):
+def test_the_penalty_acts_only_beyond_the_margin(raw, margin, pulled_back):
     (images, widths, texts), chars = batch(4)
     task, model = fitted_crnn(images, widths, texts, chars, steps=50)
 
@@ -89,9 +83,9 @@ def test_the_penalty_acts_only_beyond_the_margin(tmp_path, raw, margin, pulled_b
         afdm = AFDM(model.afdm_channels, groups=2, noise=0.0)
         torch.nn.init.constant_(afdm.loc.out.bias, raw)  # weights 0: raw = bias for every word
         opt = torch.optim.SGD(afdm.parameters(), lr=1.0)
-        trainer_for(tmp_path, afdm_penalty=penalty, afdm_margin=margin)._afdm_step(
-            task, model, afdm, opt, images, widths, texts,
-            {"afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0, "step": 0})
+        warp = word_warp(afdm, widths, images.shape[-1], frozen=False)
+        adversary_step(lambda: task.loss(model, images, widths, texts, warp), model, afdm,
+                       opt, penalty=penalty, margin=margin)
         return afdm.loc.out.bias.detach().clone()
 
     loss_only, penalised = bias_after_one_step(0.0), bias_after_one_step(10.0)
@@ -105,17 +99,16 @@ def test_the_penalty_acts_only_beyond_the_margin(tmp_path, raw, margin, pulled_b
 
 
 @pytest.mark.parametrize("reuse", [False, True])
-def test_the_afdm_step_leaves_the_recognizer_untouched(tmp_path, reuse):
+def test_the_afdm_step_leaves_the_recognizer_untouched(reuse):
     (images, widths, texts), chars = batch(8)
     task = RecognitionTask(chars)
     model = build_model("crnn", task.num_outputs, width=0.125)  # BatchNorm everywhere
     afdm = AFDM(model.afdm_channels, groups=2)
     t_a = model.features_a(images).detach() if reuse else None  # (moves BN statistics)
     before = copy.deepcopy(model.state_dict())
-    trainer_for(tmp_path)._afdm_step(task, model, afdm, torch.optim.Adam(afdm.parameters()),
-                                     images, widths, texts,
-                                     {"afdm_steps": 0, "bad_steps": 0, "bad_in_a_row": 0,
-                                      "step": 0}, t_a=t_a)
+    warp = word_warp(afdm, widths, images.shape[-1], frozen=False)
+    adversary_step(lambda: task.loss(model, images, widths, texts, warp, t_a=t_a), model,
+                   afdm, torch.optim.Adam(afdm.parameters()))
     after = model.state_dict()
     assert before.keys() == after.keys()
     for key in before:  # weights, running statistics and num_batches_tracked
@@ -136,7 +129,7 @@ def test_the_cheaper_step_computes_the_exact_steps_gradient():
     grads = []
     for t_a in (None, model.features_a(images).detach()):
         afdm.zero_grad()
-        warp = make_warp(afdm, 1.0, False, widths, images.shape[-1])
+        warp = word_warp(afdm, widths, images.shape[-1], False, 1.0)
         task.loss(model, images, widths, texts, warp, t_a=t_a).backward()
         grads.append(afdm.loc.out.weight.grad.clone())
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
@@ -147,13 +140,13 @@ def test_p_warp_warps_that_fraction_and_passes_the_rest_through():
     afdm = AFDM(8, groups=2, mode="random", max_shift=0.3)
     f = torch.randn(400, 8, 4, 12)
     widths = torch.full((400,), 48)
-    out = make_warp(afdm, 0.25, True, widths, 48, torch.Generator().manual_seed(0))(f)
+    out = word_warp(afdm, widths, 48, True, 0.25, torch.Generator().manual_seed(0))(f)
     same = (out == f).flatten(1).all(1)
     assert 0.18 < 1 - same.float().mean() < 0.32  # about a quarter warped
     changed = ~same
     assert ((out[changed] - f[changed]).abs().flatten(1).amax(1) > 1e-3).all()
     # p_warp 1 warps everything
-    out = make_warp(afdm, 1.0, True, widths, 48)(f)
+    out = word_warp(afdm, widths, 48, True, 1.0)(f)
     assert not (out == f).flatten(1).all(1).any()
 
 
@@ -166,7 +159,7 @@ def test_random_and_afdm_warp_the_same_samples():
         if afdm.loc is not None:
             torch.nn.init.normal_(afdm.loc.out.bias, std=1.0)
         f = torch.randn(64, 8, 4, 12)
-        out = make_warp(afdm, 0.5, True, torch.full((64,), 48), 48, gen)(f)
+        out = word_warp(afdm, torch.full((64,), 48), 48, True, 0.5, gen)(f)
         masks.append((out == f).flatten(1).all(1))
     assert torch.equal(masks[0], masks[1])
 
@@ -230,7 +223,7 @@ def test_the_trainers_warp_hands_each_words_width_to_the_module():
     torch.nn.init.normal_(afdm.loc.out.bias, std=1.0)  # a fixed warp
     f = torch.randn(2, 4, 6, 25)
     f[0, :, :, 10:] = 0.7  # the first word fills 10 of 25 columns (40 of 100 pixels)
-    out = make_warp(afdm, 1.0, True, torch.tensor([40, 100]), 100)(f)
+    out = word_warp(afdm, torch.tensor([40, 100]), 100, True, 1.0)(f)
     assert torch.equal(out[0, :, :, 10:], f[0, :, :, 10:])  # its padding is untouched
     alone = afdm(f[:1, :, :, :10], frozen=True, valid=torch.tensor([10]))
     assert torch.allclose(out[0, :, :, :10], alone[0], atol=1e-5)
@@ -244,15 +237,15 @@ def test_valid_columns_follow_the_feature_maps_downsampling():
 # --- the same batches, the same start -----------------------------------------------------
 def _trace(monkeypatch, cfg, tmp_path):
     seen: list[tuple[str, ...]] = []
-    original = Trainer._recognizer_step
+    original = Trainer.recognizer_step
 
-    def step(self, task, model, opt, params, images, widths, texts, warp, st):
+    def step(self, images, widths, texts, warped=False):
         seen.append(tuple(texts))
-        return original(self, task, model, opt, params, images, widths, texts, warp, st)
+        return original(self, images, widths, texts, warped)
 
-    monkeypatch.setattr(Trainer, "_recognizer_step", step)
+    monkeypatch.setattr(Trainer, "recognizer_step", step)
     record = train(cfg, tmp_path)
-    monkeypatch.setattr(Trainer, "_recognizer_step", original)
+    monkeypatch.setattr(Trainer, "recognizer_step", original)
     return seen, record
 
 
@@ -271,13 +264,13 @@ def test_each_afdm_turn_takes_afdm_steps_updates_on_the_recognizer_batch(tmp_pat
     cfg = tiny_cfg.replace(epochs=3, warmup_steps=2, afdm_warmup_steps=3, method="afdm",
                            afdm_steps=1)
     turns = []
-    original = Trainer._afdm_step
+    original = Trainer.adversary_step
 
-    def afdm_step(self, task, model, afdm, opt_afdm, images, widths, texts, st, t_a=None):
-        turns.append((st["step"], tuple(texts)))
-        return original(self, task, model, afdm, opt_afdm, images, widths, texts, st, t_a)
+    def afdm_step(self, images, widths, texts, t_a=None):
+        turns.append((self.state.step, tuple(texts)))
+        return original(self, images, widths, texts, t_a)
 
-    monkeypatch.setattr(Trainer, "_afdm_step", afdm_step)
+    monkeypatch.setattr(Trainer, "adversary_step", afdm_step)
     one = train(cfg, tmp_path / "k1")["metrics"]["afdm_steps"]
     alternating = [t for t in turns if t[0] > cfg.warmup_steps]
     turns.clear()

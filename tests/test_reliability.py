@@ -58,22 +58,23 @@ def test_a_run_killed_mid_epoch_resumes_from_that_batch(tmp_path, tiny_cfg, monk
     whole = train(cfg, tmp_path / "whole")
     if trigger == "seconds":
         monkeypatch.setattr(Trainer, "checkpoint_seconds", 0.0)  # after every batch
-    original = Trainer._checkpoint
+    original = Trainer.save_checkpoint
     seen: list[tuple[int, int]] = []
 
-    def die_mid_epoch(self, path, model, afdm, opt, opt_afdm, task, st, finished):
-        original(self, path, model, afdm, opt, opt_afdm, task, st, finished)
-        seen.append((st["epoch"], st["batch_in_epoch"]))
-        if st["epoch"] == 1 and 0 < st["batch_in_epoch"] < 4:
+    def die_mid_epoch(self, finished):
+        original(self, finished)
+        st = self.state
+        seen.append((st.epoch, st.batch_in_epoch))
+        if st.epoch == 1 and 0 < st.batch_in_epoch < 4:
             raise KeyboardInterrupt  # killed right after a mid-epoch checkpoint
 
-    monkeypatch.setattr(Trainer, "_checkpoint", die_mid_epoch)
+    monkeypatch.setattr(Trainer, "save_checkpoint", die_mid_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "part")
     state = load_checkpoint(tmp_path / "part" / "checkpoint.pt")["state"]
     assert state["epoch"] == 1 and 0 < state["batch_in_epoch"] < 4, seen
     assert read_record(tmp_path / "part") is None
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    monkeypatch.setattr(Trainer, "save_checkpoint", original)
     resumed = train(cfg, tmp_path / "part")
     assert resumed["status"] == "ok"
     # the resumed run is the uninterrupted one, loss curve included

@@ -80,17 +80,17 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_cfg, monkeyp
     # with an lr schedule: the resumed run must pick it up at the right step
     cfg = tiny_cfg.replace(epochs=2, method=method, lr_warmup_steps=2, lr_decay_steps=3)
     whole = train(cfg, tmp_path / "whole")
-    original = Trainer._checkpoint
+    original = Trainer.save_checkpoint
 
-    def checkpoint_then_die(self, *args, **kwargs):
-        original(self, *args, **kwargs)
+    def checkpoint_then_die(self, finished):
+        original(self, finished)
         raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
 
-    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_die)
+    monkeypatch.setattr(Trainer, "save_checkpoint", checkpoint_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "part")
     assert not (tmp_path / "part" / "record.json").exists()
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    monkeypatch.setattr(Trainer, "save_checkpoint", original)
     resumed = train(cfg, tmp_path / "part")
     assert resumed["metrics"]["cer"] == whole["metrics"]["cer"]
     for key in ("step", "train_loss", "val_cer"):
