@@ -184,6 +184,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- verify --------------------------------------------------------------------------
+def add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="replay each record's first steps on this code and "
+                                      "compare the learning curves exactly")
+    p.add_argument("results", help="a results folder, e.g. results/cpu")
+    p.add_argument("--points", type=int, default=2,
+                   help="validation points replayed per record (default 2)")
+    p.add_argument("--only", default=None, help="a glob on cell ids")
+    p.add_argument("--force", action="store_true",
+                   help="replay records already verified on this run code again")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import VERIFICATION, verify_results
+
+    if args.points < 1:
+        raise UserError(f"--points {args.points}: replay at least one validation point")
+    summary = verify_results(args.results, args.points, args.only, args.force)
+    entries = summary["records"].values()
+    counts = {s: sum(e["status"] == s for e in entries) for s in ("match", "differs", "error")}
+    print(f"{args.results}/{VERIFICATION}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if counts["differs"] else 0
+
+
 # --- data ----------------------------------------------------------------------------
 def add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list datasets or check a copy")
@@ -219,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="afdm", description="AFDM study: train, sweep, build the book, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_sweep, add_book, add_bench, add_data):
+    for add in (add_train, add_sweep, add_book, add_bench, add_verify, add_data):
         add(sub)
     return parser
 

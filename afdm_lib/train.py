@@ -233,6 +233,7 @@ class Trainer:
         self.state = RunState()
         self.parts: Parts | None = None
         self.total_steps: float | None = None  # set by run(); the lr schedule needs it
+        self.stop_at: int | None = None  # replay(): stop after this step (not a cap)
         self._resume_rng: torch.Tensor | None = None
         self._saved_cap: int | None = None  # the resumed checkpoint's max_steps
         # the trainer's own generators: p_warp masks (identical for random and afdm) and
@@ -282,16 +283,8 @@ class Trainer:
 
     def _train(self) -> dict[str, Any]:
         """Set up, train until the run has ended, then test the best state."""
-        if self.cfg.protocol != 2:
-            raise ConfigError(f"protocol={self.cfg.protocol}: records of protocol 1 were made "
-                              f"by an older trainer; this one runs protocol 2")
         t0 = time.perf_counter()
-        self.determinism = seed_everything(self.cfg.seed)
-        torch.set_num_threads(self.cfg.threads)
-        self.determinism["threads"] = torch.get_num_threads()
-        self.splits = load_splits(self.cfg)
-        self.build(make_task(self.cfg, self.splits[0]), resolve_device(self.cfg.device))
-        self._eval_data()
+        self._setup()
         data_seconds = time.perf_counter() - t0
         if (self.out / CHECKPOINT).exists():
             self._resume(self.out / CHECKPOINT)
@@ -299,6 +292,27 @@ class Trainer:
         self.wall_start = t0  # this process's wall time counts from its start, data included
         self._loop()
         return self._finish(t0, data_seconds, wall_before)
+
+    def replay(self, steps: int) -> list[dict[str, Any]]:
+        """Train the first ``steps`` steps afresh into ``out`` (no record, no test) and
+        return the learning curve: the prefix of a recorded run, replayed on this code
+        (``afdm verify``). The schedule is the run's own (the lr decay still reads
+        ``max_steps``); only the stopping point differs."""
+        self.stop_at = steps
+        self._setup()
+        self._loop()
+        return self.state.curve
+
+    def _setup(self) -> None:
+        if self.cfg.protocol != 2:
+            raise ConfigError(f"protocol={self.cfg.protocol}: records of protocol 1 were made "
+                              f"by an older trainer; this one runs protocol 2")
+        self.determinism = seed_everything(self.cfg.seed)
+        torch.set_num_threads(self.cfg.threads)
+        self.determinism["threads"] = torch.get_num_threads()
+        self.splits = load_splits(self.cfg)
+        self.build(make_task(self.cfg, self.splits[0]), resolve_device(self.cfg.device))
+        self._eval_data()
 
     def build(self, task: Any, device: torch.device) -> Parts:
         """The recognizer for ``task``, its AFDM and both optimisers, on ``device``."""
@@ -331,7 +345,8 @@ class Trainer:
         """Whether patience, the epoch bound or the step cap has ended the run."""
         st, cfg = self.state, self.cfg
         return bool(st.stopped_early or st.epoch >= cfg.epochs
-                    or (cfg.max_steps and st.step >= cfg.max_steps))
+                    or (cfg.max_steps and st.step >= cfg.max_steps)
+                    or (self.stop_at is not None and st.step >= self.stop_at))
 
     def _loop(self) -> None:
         """The paper's schedule: the recognizer alone for ``warmup_steps``, then (afdm)
@@ -405,7 +420,7 @@ class Trainer:
             self._count_time()
             self._evaluate()
             self._epoch_start = time.perf_counter()
-        if (cfg.max_steps and st.step >= cfg.max_steps) or st.stopped_early:
+        if self.finished():  # the cap, patience or a replay's end (never mid-epoch: epochs)
             return True
         if due or time.perf_counter() - self._last_save >= self.checkpoint_seconds:
             # mid-epoch checkpoint: a long epoch is not lost when the run is killed
