@@ -3,7 +3,8 @@ the AFDM can sit between T_A and T_B.
 
 Every model is a :class:`BlockModel`: ``blocks`` (a list of conv blocks) followed by a
 ``head``. ``forward(x, widths, warp)`` runs the blocks, calls ``warp`` on the feature
-map after block ``insert_after`` (1-based), and finishes with the head.
+map after block ``insert_after`` (1-based; 0 = the input image itself, so the same TPS
+module warps images instead of features), and finishes with the head.
 
 This module imports no backbone: the backbones (:mod:`afdm_lib.crnn`,
 :mod:`afdm_lib.phocnet`) import only it, and the one factory
@@ -46,13 +47,16 @@ class BlockModel(nn.Module):
         self.insert_after = insert_after
 
     def check_insert_after(self) -> None:
-        if not 1 <= self.insert_after <= len(self.blocks):
+        if not 0 <= self.insert_after <= len(self.blocks):
             raise ValueError(f"insert_after={self.insert_after} is out of range; "
-                             f"this model has conv blocks 1..{len(self.blocks)}")
+                             f"this model has conv blocks 1..{len(self.blocks)} "
+                             f"(0 warps the input image)")
 
     @property
     def afdm_channels(self) -> int:
-        """Channels of the feature map the AFDM deforms."""
+        """Channels of the map the AFDM deforms (the image's at ``insert_after`` 0)."""
+        if self.insert_after == 0:
+            return self.blocks[0][0].in_channels
         return self.block_channels[self.insert_after - 1]
 
     def features(self, x: torch.Tensor, warp: Warp | None = None,
@@ -60,19 +64,15 @@ class BlockModel(nn.Module):
         """The conv features, warped after block ``insert_after``. ``t_a``: T_A's output
         computed earlier for the same batch (the cheaper adversary step reuses it), so
         only T_B runs."""
-        start = 0
-        if t_a is not None:
-            x, start = t_a, self.insert_after
-            if warp is not None:
-                x = warp(x)
-        for i, block in enumerate(self.blocks[start:], start=start + 1):
+        x = self.features_a(x) if t_a is None else t_a
+        if warp is not None:
+            x = warp(x)
+        for block in self.blocks[self.insert_after:]:
             x = block(x)
-            if warp is not None and i == self.insert_after:
-                x = warp(x)
         return x
 
     def features_a(self, x: torch.Tensor) -> torch.Tensor:
-        """T_A: the blocks before the AFDM."""
+        """T_A: the blocks before the AFDM (none at ``insert_after`` 0: the image)."""
         for block in self.blocks[: self.insert_after]:
             x = block(x)
         return x

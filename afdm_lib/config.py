@@ -123,7 +123,7 @@ class RunConfig:
     # published CRNN, had not left it after 400; see the book's Deviations page)
     batch_norm: str = "all"
     # AFDM (this study's defaults; exposed because the paper does not fix them)
-    insert_after: int = 2  # AFDM sits after this conv block (1-based)
+    insert_after: int = 2  # AFDM sits after this conv block (1-based; 0: warps the image)
     groups: int = 4
     grid_rows: int = 3
     grid_cols: int = 3
@@ -259,11 +259,11 @@ class RunConfig:
 
         for name in ("epochs", "batch_size", "groups", "grid_rows", "grid_cols", "height",
                      "threads", "afdm_ratio", "afdm_steps", "val_size", "test_size",
-                     "max_bad_steps", "beam_width", "insert_after"):
+                     "max_bad_steps", "beam_width"):
             at_least(name, 1)
         for name in ("warmup_steps", "afdm_warmup_steps", "patience", "eval_every", "workers",
                      "clip_grad", "seed", "lr_warmup_steps", "lr_decay_steps",
-                     "afdm_penalty", "afdm_noise", "afdm_margin"):
+                     "afdm_penalty", "afdm_noise", "afdm_margin", "insert_after"):
             at_least(name, 0)
         at_least("train_size", 1)
         at_least("max_steps", 1)

@@ -56,7 +56,7 @@ NOTEBOOK_PARAMETERS = ("dataset", "task", "arch", "method", "train_size", "fract
                        "epochs", "device")
 PRESET_KEYS = {"description", "seeds", "methods", "max_jobs", "config", "grid"}
 GRID_KEYS = {"task", "arch", "datasets", "train_sizes", "fractions", "config", "notebook",
-             "seeds", "vary"}
+             "seeds", "methods", "vary"}
 
 
 class SweepError(ConfigError):
@@ -160,6 +160,9 @@ def expand(name: str, path: str | Path | None = None, device: str | None = None)
         if device is not None:
             base["device"] = device
         block_seeds = _as_list(bwhere, block, "seeds", int) if "seeds" in block else seeds
+        # a block may run fewer methods (e.g. no `none` where the setting cannot change it)
+        block_methods = (_as_list(bwhere, block, "methods", str) if "methods" in block
+                         else methods)
         # vary = {key = [values]}: one setting per value, each changing one key of the base
         # (an ablation); no vary = the base setting itself
         vary = block.get("vary", {})
@@ -172,17 +175,18 @@ def expand(name: str, path: str | Path | None = None, device: str | None = None)
         settings: list[dict[str, Any]] = [{}] if not vary else [
             {key: v} for key, values in vary.items() for v in values]
         blocks.append((bwhere, notebook, base, sizes,
-                       _as_list(bwhere, block, "datasets", str), block_seeds, settings))
+                       _as_list(bwhere, block, "datasets", str), block_seeds, settings,
+                       block_methods))
     # seeds outermost: an interrupted sweep has whole method comparisons for the first seeds
     cells: list[Cell] = []
     for seed in sorted({s for b in blocks for s in b[5]}):
-        for bwhere, notebook, base, sizes, datasets, block_seeds, settings in blocks:
+        for bwhere, notebook, base, sizes, datasets, block_seeds, settings, bmethods in blocks:
             if seed not in block_seeds:
                 continue
             for dataset in datasets:
                 for size in sizes:
                     for setting in settings:
-                        for method in methods:
+                        for method in bmethods:
                             values = {**base, **size, **setting, "dataset": dataset,
                                       "method": method, "seed": seed}
                             try:

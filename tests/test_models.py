@@ -79,3 +79,23 @@ def test_factory_keeps_public_names():
         assert isinstance(models.build_model(arch, 7, width=0.125), blocks.BlockModel)
     with pytest.raises(ValueError, match="unknown arch"):
         models.build_model("resnet", 7)
+
+
+@pytest.mark.parametrize("arch", ["crnn", "tpp-phocnet"])
+def test_insert_after_0_warps_the_input_image(arch):
+    # block 0: the AFDM's map is the image itself, and every conv block sees it warped
+    model = build_model(arch, 7, width=0.125, insert_after=0).eval()
+    assert model.afdm_channels == 1
+    images = torch.rand(2, 1, 32, 64)
+    seen = []
+
+    def flip(x):
+        seen.append(x)
+        return x.flip(-1)
+
+    with torch.no_grad():
+        warped = model.features(images, warp=flip)
+        direct = model.features(images.flip(-1))
+        assert torch.equal(seen[0], images)  # the warp received the image...
+        assert torch.equal(warped, direct)  # ...and the features are those of its output
+        assert torch.equal(model.features_a(images), images)

@@ -172,6 +172,16 @@ def test_blocks_set_their_own_seeds_and_vary_one_key_at_a_time(tmp_path):
         assert len(changed) == 1 and changed.pop() in c.cell_id
 
 
+def test_a_block_may_run_fewer_methods(tmp_path):
+    path = _write_presets(tmp_path, "[p]\nseeds = [0]\nmethods = ['none', 'random', 'afdm']\n"
+                          "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
+                          "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
+                          "methods = ['random', 'afdm']\nvary = { insert_after = [0] }\n")
+    cells = expand("p", path).cells
+    assert [c.config.method for c in cells if c.config.insert_after == 0] == ["random", "afdm"]
+    assert len(cells) == 5
+
+
 def test_unknown_preset_and_unknown_dataset(tmp_path):
     with pytest.raises(SweepError, match="no preset 'nope'"):
         expand("nope")
