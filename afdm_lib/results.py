@@ -220,6 +220,26 @@ def lock_mismatches(lock: str | Path = LOCK) -> tuple[str, ...]:
     return tuple(out)
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name and the vector extensions torch's kernels dispatch on: two
+    machines that differ here may round differently (an AVX2 and an AVX-512 machine give
+    training losses that differ in the fourth decimal after 200 steps), so a replay is
+    bit-identical only on the same kind of CPU."""
+    try:
+        import torch
+
+        isa = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # an old torch
+        isa = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [line.split(":", 1)[1].strip() for line in fh
+                     if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.processor() or 'unknown'} ({isa})"
+
+
 def environment(device: str = "cpu") -> dict[str, Any]:
     import numpy
     import torch
@@ -230,7 +250,8 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "afdm_study": __version__, "python": platform.python_version(),
         "torch": torch.__version__, "numpy": numpy.__version__,
         "platform": platform.platform(), "processor": platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "cpu": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
         "device": device, "git_commit": git_commit(),
         # which lock the environment was installed from, and whether it still is that
         "lock_file": LOCK.name, "lock_sha256": file_sha256(LOCK),

@@ -33,6 +33,7 @@ from .results import (
     REPO,
     RUN_CODE,
     code_version,
+    cpu_model,
     git_commit,
     now,
     read_json,
@@ -110,6 +111,10 @@ def verify_record(record: dict[str, Any], points: int = 2) -> dict[str, Any]:
     diff = first_difference(recorded, replayed)
     entry.update(status="match" if diff is None else "differs", steps=steps,
                  points=len(recorded), first_difference=diff)
+    # float rounding differs between CPU kinds: a difference on another CPU (or one the
+    # record does not name) may be the machine's, not the code's
+    recorded_cpu = (record.get("environment") or {}).get("cpu")
+    entry["same_cpu"] = None if recorded_cpu is None else recorded_cpu == cpu_model()
     return entry
 
 
@@ -126,7 +131,7 @@ def verify_results(results: str | Path, points: int = 2, only: str | None = None
     done = read_json(out) if out.exists() else {}
     entries: dict[str, Any] = dict(done.get("records", {})) if isinstance(done, dict) else {}
     summary = {"schema": SCHEMA, "commit": commit, "code_version": version, "created": now(),
-               "records": entries}
+               "cpu": cpu_model(), "records": entries}
     for path in run_files(results):
         record = read_record(path.parent)
         if record is None or record.get("status") != "ok":

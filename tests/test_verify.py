@@ -30,6 +30,7 @@ def test_a_record_replayed_on_unchanged_code_matches(results):
     entry = summary["records"]["cell-a"]
     assert entry["status"] == "match", entry
     assert entry["points"] == 2 and entry["steps"] == 4
+    assert entry["same_cpu"] is True  # the record names this machine's CPU kind
     on_disk = json.loads((results / VERIFICATION).read_text())
     assert on_disk["records"]["cell-a"]["status"] == "match"
     # verified on this run code already: skipped, and the CLI reports the match
