@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import report, warp_gallery
-from .report import ReportError
+from . import report
+from .report import ReportError, warp_gallery
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"

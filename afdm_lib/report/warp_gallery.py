@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig
-from .report.figures import _save
-from .report.loading import ReportError, sibling_results
-from .report.tables import markdown_table
-from .results import read_json, read_record, run_files
-from .warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
+from ..config import RunConfig
+from ..results import read_json, read_record, run_files
+from ..warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
+from .figures import _save
+from .loading import ReportError, sibling_results
+from .tables import markdown_table
 
 NO_PROBE = "no probe recorded (run predates the probe)"
 # the probe's keys as table headers
@@ -54,7 +54,7 @@ def _agg():
 # --- warps drawn on the input image -----------------------------------------------------
 @functools.cache
 def _grid_generator(rows: int, cols: int):
-    from .afdm import TPSGridGenerator
+    from ..afdm import TPSGridGenerator
 
     return TPSGridGenerator(rows, cols)
 
@@ -92,7 +92,7 @@ def random_warp_figure(images: list[np.ndarray], path: str | Path, max_shift: fl
     """Each word (a row) clean and under ``warps`` random TPS warps of bound
     ``max_shift``: what ``method=random`` does to a feature map, drawn on the image."""
     plt = _agg()
-    from .afdm import base_control_points
+    from ..afdm import base_control_points
 
     base = base_control_points(rows, cols).numpy()
     rng = np.random.default_rng(seed)
@@ -117,7 +117,7 @@ def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int =
     normalised coordinates, which span the feature map and the image alike); and the
     control-point displacement per mode and group over ``n_words`` test words."""
     plt = _agg()
-    from . import warps
+    from .. import warps
 
     setup = warps.load_warp_setup(checkpoint)
     if setup.afdm is None:
@@ -137,7 +137,7 @@ def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int =
 
 def afdm_checkpoints(results_dir: str | Path, limit: int = 3) -> list[Path]:
     """Checkpoints of finished AFDM runs (at most one per dataset, ``limit`` in all)."""
-    from .train import CHECKPOINT
+    from ..train import CHECKPOINT
 
     found: dict[str, tuple[int, Path]] = {}
     for ckpt in run_files(results_dir, CHECKPOINT):
@@ -440,7 +440,7 @@ def warps_fragment(results_dir: str | Path, figures: Path, figure_url: str,
                    words: int = 3) -> str:
     """The gallery: random warps on real words of every embedded script, the warps
     learned by trained AFDM runs found in the results folder, and the adversary probe."""
-    from .data import DataError, load_dataset
+    from ..data import DataError, load_dataset
 
     cfg = RunConfig()
     out = [f"Red: where the warp samples the input for each base control point (grey). "
