@@ -15,8 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import report, warp_gallery
-from .report import ReportError
+from . import report
+from .report import ReportError, warp_gallery
+from .report.answer import answer_fragment
+from .report.pages import study_runs
+from .report.published import published_fragment
+from .report.regimes import find_regimes, regimes_fragment
+from .report.verification import verification_fragment
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -118,9 +123,12 @@ def write_fragments(results_dir: Path, stage: Path) -> dict[str, Path]:
     url = f"/{GENERATED}/{FIGURES}"
     runs = report.load_runs(results_dir)
     fragments = {
+        "answer": answer_fragment(runs, figures, url),
+        "regimes": regimes_fragment(runs, figures, url, find_regimes(results_dir)),
+        "verification": verification_fragment(results_dir, study_runs(runs.ok)),
+        "published": published_fragment(runs),
         "provenance": report.provenance(runs) + report.problems_fragment(runs),
         "coverage": report.coverage_fragment(results_dir),
-        "headline": report.headline_fragment(runs),
         "parameters": report.parameters_fragment(),
         "data": data_fragment(figures, url),
         "recognition": report.results_fragment(runs, "recognition", figures, url),
@@ -155,8 +163,13 @@ MATHJAX_CONFIG = {
                 "processRefs": False, "processEnvironments": False,
                 # MyST marks pages tex2jax_ignore and its math spans "math"
                 "processClass": "tex2jax_process|mathjax_process|math|output_area"},
-    "HTML-CSS": {"availableFonts": [], "webFont": "STIX-Web", "imageFont": None},
+    # only the STIX web font is copied: never look for (missing) TeX fonts
+    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web",
+                 "imageFont": None},
     "showMathMenu": False,
+    # no "Loading [MathJax]" box: from file:// a font request that fails would leave it on
+    # screen; the equations typeset without it
+    "messageStyle": "none",
 }
 
 

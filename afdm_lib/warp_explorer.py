@@ -289,7 +289,7 @@ class WarpExplorer:
     def probe_figure(self):
         """The probe over the selected run's training (:func:`plot_probe`), with its
         checkpoint's probe as hollow markers at the last step."""
-        from .warp_gallery import plot_probe
+        from .report.warp_gallery import plot_probe
 
         run = self.state.run
         return plot_probe([run], None, {str(run): self.checkpoint_probe()})

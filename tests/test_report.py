@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from afdm_lib import report, warp_gallery
+from afdm_lib import report
 from afdm_lib.config import RunConfig
-from afdm_lib.report import stats
+from afdm_lib.report import stats, warp_gallery
 from afdm_lib.results import code_version, make_record, write_json
 
 CER = report.TASK_METRICS["recognition"][0]
@@ -378,13 +378,15 @@ def test_verdict_table_is_compact_with_bounds_and_grouped_thin_rows(study: Path)
     rows = [line for line in text.splitlines() if line.startswith("| digits-bangla")]
     assert len(rows) == 3  # 100 vs none, 100 vs random, 300 vs none
     assert "smallest detectable difference" in text
-    row_300 = next(r for r in rows if "| 300 |" in r)
+    row_300 = next(r for r in rows if "| digits-bangla, 300 words |" in r)
     cells = [c.strip() for c in row_300.strip("|").split("|")]
+    assert len(cells) == 6  # cell, comparison, difference, p, detectable, verdict
     t = tests.set_index(["baseline", "train_size"]).loc[("none", 300)]
-    assert cells[5] == f"±{t['diff_half']:.3f}"
+    assert cells[4] == f"±{t['diff_half']:.3f}"
     # "AFDM is not better than none by more than X": X is the interval's lower end
-    assert cells[6] == f"{-t['diff_low']:.3f}" and -t["diff_low"] > 0
-    assert cells[3].endswith("(n=3)")
+    assert cells[5].endswith(f"AFDM better by at most {-t['diff_low']:.3f} (95%)")
+    assert -t["diff_low"] > 0
+    assert cells[2].endswith("(n=3)")
     assert text.count("Not tested, fewer than two seed pairs (1 comparisons)") == 1
     assert "digits-bangla at 300 training words" in text
     sentence = report.bound_sentence(t, CER, "none")
@@ -503,11 +505,14 @@ def test_train_and_validation_curves_side_by_side(tmp_path: Path):
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
     import matplotlib.image
 
-    wide = matplotlib.image.imread(path).shape
+    three = matplotlib.image.imread(path).shape
     # the old single-panel form: validation only
     old = report.plot_curves(report.load_runs(_single_panel(tmp_path)).ok, "digits-bangla",
                              100, tmp_path / "v.png")
-    assert wide[1] > 1.5 * matplotlib.image.imread(old).shape[1]
+    one = matplotlib.image.imread(old).shape
+    # drawn large (issue 37): train and validation side by side, the gap below them, so
+    # the three panels take about twice the single panel's area, never a thumbnail strip
+    assert three[0] > 1.5 * one[0] and three[1] >= one[1] >= 800
 
 
 def _single_panel(tmp_path: Path) -> Path:
@@ -729,3 +734,96 @@ def test_coverage_of_the_committed_study_matches_its_records():
     assert report.sweep_preset(root) == "cpu"
     assert table["other config"].sum() == 0
     assert table["finished"].sum() == len(runs.ok) and table["failed"].sum() == len(runs.failed)
+
+
+# --- issue 37: verification, the answer and its forest plot, sizes in words ------------
+def _verification(root: Path, statuses: dict[str, str]) -> None:
+    """A verification.json in the format `afdm verify` writes (schema 1)."""
+    records = {cell: {"status": s, "steps": 400, "points": 2,
+                      "first_difference": None if s == "match" else
+                      {"step": 200, "key": "val_cer", "recorded": 0.5, "replayed": 0.51},
+                      "error": None} for cell, s in statuses.items()}
+    write_json(root / "verification.json", {"schema": 1, "commit": "a" * 40,
+                                            "code_version": "code:x", "created": "2025-01-01",
+                                            "records": records})
+
+
+def test_cross_commit_pairs_are_flagged_only_where_a_replay_differs(study: Path):
+    # seeds 0 and 1 of `none` at 100 words ran other code than their `afdm` partners
+    for seed in range(2):
+        _edit_record(study / "runs" / f"none-100-{seed}", environment={"git_commit": "0" * 40})
+    tests = report.paired_tests(report.load_runs(study).ok, CER).set_index(
+        ["baseline", "train_size"])
+    assert tests.loc[("none", 100), "cross_commit"] == 2  # no verification: today's flag
+    # both records of both pairs replay exactly: bookkeeping, no warning
+    _verification(study, {f"{m}-100-{s}": "match" for m in ("none", "afdm") for s in range(5)})
+    runs = report.load_runs(study)
+    assert set(runs.ok["verification"].dropna()) == {"match"}
+    tests = report.paired_tests(runs.ok, CER)
+    assert tests.set_index(["baseline", "train_size"]).loc[("none", 100), "cross_commit"] == 0
+    assert "across commits" not in report.verdict_table(tests, CER)
+    # one record of a pair differs on replay (and one is not replayed at all): flagged
+    statuses = {f"{m}-100-{s}": "match" for m in ("none", "afdm") for s in range(5)}
+    statuses["none-100-0"] = "differs"
+    del statuses["afdm-100-1"]
+    _verification(study, statuses)
+    tests = report.paired_tests(report.load_runs(study).ok, CER)
+    assert tests.set_index(["baseline", "train_size"]).loc[("none", 100), "cross_commit"] == 2
+    assert "⚠ 2/5 pairs across commits" in report.verdict_table(tests, CER)
+    # the book's lines: the provenance table lists the record that differs
+    from afdm_lib.report import verification
+
+    ok = report.load_runs(study).ok
+    text = verification.verification_fragment(study, ok)
+    assert "`none-100-0`" in text and "val_cer" in text and "0.51" in text
+    line = verification.verification_line(study, ok)
+    assert line.startswith("*Verified:* 8 of 21 records") and "1 differ" in line
+    assert "12 were not replayed" in line
+
+
+def test_a_malformed_verification_file_is_a_clear_error(study: Path):
+    write_json(study / "verification.json", {"schema": 1, "records": {"x": {"status": "?"}}})
+    with pytest.raises(report.ReportError, match="verification.json"):
+        report.load_runs(study)
+
+
+def test_forest_rows_put_afdm_better_on_the_right(study: Path, tmp_path: Path):
+    from afdm_lib.report import forest
+
+    tests = report.paired_tests(report.load_runs(study).ok, CER)
+    rows = forest.forest_rows(tests, CER, lambda r: f"{r['dataset']} {r['train_size']}")
+    row = next(r for r in rows if r.baseline == "none" and r.label.endswith("100"))
+    # afdm's CER is 0.05 lower: a gain of +0.05, its interval on the right of 0
+    gain, low, high = row.gain
+    assert gain == pytest.approx(0.05, abs=1e-9) and 0 < low <= gain <= high
+    assert row.significant and row.n == 5
+    # for mAP higher is better: the same difference stays positive
+    up = forest.ForestRow("x", "none", MAP_QBE, 0.05, 0.01, 0.09, 3, "AFDM better")
+    assert up.gain == (0.05, 0.01, 0.09)
+    path = forest.plot_forest(rows + [up], tmp_path / "forest.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert forest.plot_forest([], tmp_path / "none.png") is None
+
+
+def test_answer_sentences_come_from_the_tests(study: Path, tmp_path: Path):
+    from afdm_lib.report import answer
+
+    runs = report.load_runs(study)
+    sentences = answer.answer_sentences(runs)
+    assert 3 <= len(sentences) <= 5
+    text = " ".join(sentences)
+    # 100 words: better than none; random and 300 words: no significant difference
+    assert "significantly better in 1 of them: digits-bangla at 100 words against `none` " \
+        "(-0.050 CER)" in text
+    assert "cannot be told apart" in text and "</regimes>" in text
+    fragment = answer.answer_fragment(runs, tmp_path / "fig", "fig")
+    assert fragment.index("significantly better") < fragment.index("fig/answer-forest.png")
+    assert (tmp_path / "fig" / "answer-forest.png").is_file()
+
+
+def test_sizes_read_as_words():
+    from afdm_lib.report.tables import size_words
+
+    assert size_words(500.0) == "500"
+    assert size_words(float("nan")) == "full fold" and size_words(None) == "full fold"
+    assert size_words(3280, full=True, dataset="gw") == "full fold (3,280 words)"

@@ -13,8 +13,9 @@ import matplotlib
 import pytest
 import torch
 
-from afdm_lib import warp_gallery, warps
+from afdm_lib import warps
 from afdm_lib.afdm import output_grid
+from afdm_lib.report import warp_gallery
 from afdm_lib.results import read_record
 from afdm_lib.train import CheckpointError, load_checkpoint
 from afdm_lib.warp_explorer import WarpExplorer, find_runs

@@ -19,10 +19,14 @@ per concern:
 - :mod:`.capacity`: its backbone-width section (the capacity preset);
 - :mod:`.coverage`: what has run, a preset's planned cells against the records;
 - :mod:`.reference`: parameters, deviations and paper-number pages;
-- :mod:`.bench_page`: the Benchmarks page (the warp gallery: :mod:`afdm_lib.warp_gallery`).
+- :mod:`.bench_page`: the Benchmarks page;
+- :mod:`.warp_gallery`: the Warps page (random and learned warps, the adversary probe);
+- :mod:`.forest`: the forest plot of paired differences (introduction, regimes page);
+- :mod:`.verification`: replays of records' first steps (``verification.json``);
+- :mod:`.regimes`: the page "Where could AFDM help?".
 
 ``from afdm_lib import report; report.X`` keeps working for every public name (the warp
-gallery's names moved to :mod:`afdm_lib.warp_gallery`).
+gallery's names live in :mod:`afdm_lib.report.warp_gallery`).
 Nothing here trains anything.
 """
 

@@ -109,8 +109,15 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
     # with the training-subset curve: train | validation | gap (validation - train), the
     # gap being what the paper's claim is about (does AFDM narrow it?)
     panels = [train_key, val_key, "gap"] if has_train else [val_key]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=110,
-                             squeeze=False)
+    # drawn large (train and validation side by side, the gap below them at full width),
+    # so the axes stay readable at the page's width
+    if has_train:
+        fig, mosaic = plt.subplot_mosaic([[train_key, val_key], ["gap", "gap"]],
+                                         figsize=(10, 7.2), dpi=110)
+        axes = [[mosaic[k] for k in panels]]
+    else:
+        fig, only = plt.subplots(figsize=(8, 4), dpi=110)
+        axes = [[only]]
     drawn = False
     for ax, key in zip(axes[0], panels):
         seen = set()
@@ -132,7 +139,7 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
             drawn = True
         ax.set_xlabel("recognizer steps")
         ax.set_title({train_key: f"training subset {label}", val_key: f"validation {label}",
-                      "gap": "generalisation gap (validation − training)"}[key], fontsize=9)
+                      "gap": "generalisation gap (validation − training)"}[key], fontsize=10)
         ax.grid(alpha=0.3)
         if seen:
             ax.legend(fontsize=8)
@@ -146,5 +153,5 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
         for a in axes[0][:2]:
             a.set_ylim(low, high)
     axes[0][0].set_ylabel(label)
-    fig.suptitle(f"{dataset}, {train_size} training words: one line per seed", fontsize=9)
+    fig.suptitle(f"{dataset}, {train_size} training words: one line per seed", fontsize=10)
     return _save(fig, path)

@@ -192,6 +192,13 @@ def load_runs(results_dir: str | Path) -> Runs:
     size = pd.to_numeric(df["metrics.train_size"], errors="coerce").fillna(configured) \
         if "metrics.train_size" in df.columns else configured
     df["train_size"] = size.astype("Int64")
+    # the replay of each record on one commit (verification.json), None where not replayed:
+    # stats.paired_tests flags a pair across commits unless both records replayed exactly
+    from .verification import statuses
+
+    verified = statuses(root)
+    names = df["cell_id"].where(df["cell_id"].notna(), df["path"].map(lambda p: Path(p).name))
+    df["verification"] = [verified.get(str(n)) for n in names]
     failed = df[df["status"] != "ok"].reset_index(drop=True)
     ok = df[df["status"] == "ok"].reset_index(drop=True)
     if not ok.empty:

@@ -21,11 +21,11 @@ from .stats import aggregate, paired_tests, verdicts, weak_rows_sentence
 from .tables import (
     CLIPPED_MARK,
     _size_label,
+    cell_label,
     markdown_table,
     paper_table,
     plateau_table,
     summary_table,
-    tests_table,
     verdict_summary,
     verdict_table,
 )
@@ -238,7 +238,8 @@ def verdict_intro(metric: Metric, task: str) -> str:
             f"The smallest detectable difference is the half-width of that interval: a "
             f"true difference smaller than it could not have been told from 0 here. A "
             f"comparison with a run that hit the step cap gets no verdict; ⚠ marks pairs "
-            f"whose two runs come from different code commits.")
+            f"whose two runs ran different code and whose replay did not vouch for both "
+            f"(see the verification line above).")
     if task == "spotting":
         text += (f" QbS is the headline: QbE mAP is used only where every run has at least "
                  f"{MIN_QBE_QUERIES} queries.")
@@ -254,7 +255,9 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
     metrics = TASK_METRICS[task]
     data = runs.ok[runs.ok["task"] == task] if not runs.ok.empty else runs.ok
     data = study_runs(data)
-    parts = [provenance(runs)]
+    from .verification import verification_line
+
+    parts = [provenance(runs), verification_line(runs.root, data)]
     if data.empty:
         parts.append(f"\n**No results yet** for {task} in this results folder. Run a sweep "
                      f"(see *Reproduce*) and rebuild the book.\n")
@@ -263,12 +266,12 @@ def results_fragment(runs: Runs, task: str, figures: Path, figure_url: str) -> s
     headline = headline_metric(data, task)
     aggs = {m.key: aggregate(data, m) for m in metrics}
     tests = {m.key: task_tests(data, m) for m in metrics}
-    parts.append("\n## Where AFDM helps and where it does not\n")
+    parts.append(f"\n({task}-verdicts)=\n## Where AFDM helps and where it does not\n")
     if headline is None:
         parts.append("\n*No metric has enough values to compare the methods.*\n")
     else:
         parts.append("\n" + verdict_intro(headline, task)
-                     + verdict_table(tests[headline.key], headline))
+                     + verdict_table(tests[headline.key], headline, cell_label(data)))
     parts.append("\n## The study in the paper's shape\n\nOne column per dataset and "
                  "training size, one row per method, then AFDM minus each baseline (paired "
                  "by seed; **bold \\*** where significant after Holm). "
@@ -324,10 +327,8 @@ def _dataset_section(data: pd.DataFrame, task: str, dataset: str,
                        f"({figure_url}/{name})\n")
         sec.append("\n" + _method_note(metric) + " Best mean per row in **bold**.\n\n")
         sec.append(summary_table(agg, metric))
-        t = tests[metric.key]
-        sec.append("\nPaired comparison (same seed, so the same training subset and "
-                   "data order; Holm over the whole page):\n\n")
-        sec.append(tests_table(t[t["dataset"] == dataset] if not t.empty else t))
+        sec.append(f"\nThe paired comparisons of AFDM with each baseline on {dataset} are in "
+                   f"the {{ref}}`verdict table <{task}-verdicts>` at the top of this page.\n")
         if metric.key == "cer":
             weak = weak_rows_sentence(agg, dataset)
             sec.append("\n" + weak + "\n" if weak else "")

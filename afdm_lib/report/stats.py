@@ -137,8 +137,8 @@ def paired_tests(runs: pd.DataFrame, metric: Metric, method: str = "afdm",
     ``method`` can be better by at 95% (in metric units, positive = better), wins (pairs
     where ``method`` is better), p of the paired t-test and of the Wilcoxon signed-rank
     test, Holm-adjusted p over the table, ``capped`` (paired runs that hit the step
-    cap), ``cross_commit`` (pairs whose two runs ran different code: results.code_version), and
-    a verdict."""
+    cap), ``cross_commit`` (pairs whose two runs ran different code, results.code_version,
+    unless both records replayed exactly: ``verification`` "match"), and a verdict."""
     from scipy import stats
 
     cols = ["baseline", "task", "arch", "dataset", "train_size", "setting", "n", "diff",
@@ -185,7 +185,7 @@ def paired_tests(runs: pd.DataFrame, metric: Metric, method: str = "afdm",
             # positive = better: the largest improvement the interval allows
             bound = -low if metric.lower_is_better else high
             capped = sum(int(x.get("ended") == "cap") for pair in pairs for x in pair)
-            cross = sum(int(_commit(x) != _commit(y)) for x, y in pairs)
+            cross = sum(int(_unverified_cross(x, y)) for x, y in pairs)
             rows.append(dict(zip(["task", "arch", "dataset", "train_size", "setting"],
                                  row_key), baseline=baseline, n=len(d), diff=float(mean),
                              diff_low=low, diff_high=high, diff_half=half, bound=bound,
@@ -209,6 +209,16 @@ def _commit(row: pd.Series) -> str | None:
     value = row.get("git_commit")
     return None if value is None or (isinstance(value, float) and math.isnan(value)) \
         else code_version(str(value))
+
+
+def _unverified_cross(x: pd.Series, y: pd.Series) -> bool:
+    """Two runs made under different code, where a replay does not vouch for both: a
+    record whose first steps replay exactly on one commit (verification.json, status
+    "match") ran the same computation as that commit, so a pair of two such records is
+    not flagged; one that differs, failed to replay or was not replayed keeps the flag."""
+    if _commit(x) == _commit(y):
+        return False
+    return not (x.get("verification") == "match" and y.get("verification") == "match")
 
 
 # verdict labels (the tables and the browser test read them)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from ..config import METHODS
-from .loading import Metric
+from .loading import Metric, _fmt_value
 from .stats import BETTER, CAPPED, FEW, UNCLEAR, WORSE
 
 
@@ -57,6 +57,19 @@ def _fmt_p(p: float) -> str:
 
 def _size_label(v: Any) -> str:
     return "?" if pd.isna(v) else str(int(v))
+
+
+def size_words(size: Any, full: bool = False, dataset: str | None = None) -> str:
+    """A training size as a reader says it: "500", "full fold" (no cut: every training
+    word of a George Washington fold), never "500.0" or "nan". ``size`` may be the
+    configured cut (None/NaN for the whole split) or the real count with ``full``."""
+    whole = "full fold" if dataset in (None, "gw") else "full training split"
+    missing = size is None or (isinstance(size, float) and math.isnan(size)) \
+        or pd.isna(size)
+    if missing:
+        return whole
+    count = f"{int(float(size)):,}"
+    return f"{whole} ({count} words)" if full else count
 
 
 def summary_table(agg: pd.DataFrame, metric: Metric, dataset: str | None = None) -> str:
@@ -187,12 +200,53 @@ def verdict_summary(tests: pd.DataFrame, metric: Metric) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def verdict_table(tests: pd.DataFrame, metric: Metric) -> str:
-    """One compact table per task: dataset, size, comparison, difference with its 95%
-    interval and n, Holm p, the smallest detectable difference (the half-width of the
-    paired interval) and the verdict; main setting only (ablations have their own page).
+def full_cells(data: pd.DataFrame) -> set[tuple]:
+    """(task, arch, dataset, train_size) of the cells trained on a whole split (no
+    ``train_size`` cut, fraction 1 or none): their size reads "full fold"."""
+    if data.empty:
+        return set()
+    configured = pd.to_numeric(data.get("config.train_size"), errors="coerce")
+    fraction = pd.to_numeric(data.get("config.fraction"), errors="coerce")
+    whole = configured.isna() & (fraction.isna() | (fraction >= 1))
+    return {(r["task"], r["arch"], r["dataset"], r["train_size"])
+            for _, r in data[whole].iterrows()}
+
+
+def cell_label(data: pd.DataFrame) -> Callable[[pd.Series], str]:
+    """A label for a test row: dataset, training size in words, backbone and width."""
+    full = full_cells(data)
+    widths: dict[tuple, str] = {}
+    if not data.empty and "config.width" in data.columns:
+        for key, g in data.groupby(["task", "arch", "dataset", "train_size"]):
+            widths[key] = "/".join(sorted({_fmt_value(w) for w in g["config.width"]}))
+
+    def label(r: pd.Series) -> str:
+        key = (r["task"], r["arch"], r["dataset"], r["train_size"])
+        size = size_words(r["train_size"], key in full, r["dataset"])
+        size = size if key in full else f"{size} words"
+        width = widths.get(key)
+        return f"{r['dataset']}, {size}" + (f", width {width}" if width else "")
+
+    return label
+
+
+def default_cell(r: pd.Series) -> str:
+    """A verdict row's cell: dataset and training size."""
+    return f"{r['dataset']}, {_size_label(r['train_size'])} words"
+
+
+def verdict_table(tests: pd.DataFrame, metric: Metric,
+                  cell: Callable[[pd.Series], str] | None = None,
+                  main_only: bool = True, sort: bool = True) -> str:
+    """One compact table: the cell (``cell`` names it; dataset and training size by
+    default), the comparison, the difference with its 95% interval and n, Holm p, the
+    smallest detectable difference (the half-width of the paired interval) and the
+    verdict, which for a tie says by how much AFDM could still be better (95%). Main
+    setting only unless ``main_only`` is False (the ablation and regimes pages); rows in
+    the order of ``tests`` unless ``sort`` (by dataset, size, setting, baseline).
     Comparisons too thin to test are one sentence below the table."""
-    part = _main_setting(tests)
+    part = _main_setting(tests) if main_only else tests
+    cell = cell or default_cell
     if part.empty:
         return ("*No paired comparison yet: no AFDM and baseline runs share seed and "
                 "training subset.*\n")
@@ -200,20 +254,23 @@ def verdict_table(tests: pd.DataFrame, metric: Metric) -> str:
     out = ""
     if not testable.empty:
         rows = []
-        order = testable.sort_values(["dataset", "train_size", "baseline"])
+        order = testable.sort_values(["dataset", "train_size", "setting", "baseline"]) \
+            if sort else testable
         for _, r in order.iterrows():
             half = r["diff_half"]
-            rows.append([r["dataset"], _size_label(r["train_size"]),
-                         f"afdm − {r['baseline']}",
+            verdict = _verdict_text(r)
+            bound = _bound_text(r)
+            if r["verdict"] == UNCLEAR and bound != "–":
+                verdict += ("; AFDM not better at all (95%)" if bound == "not better at all"
+                            else f"; AFDM better by at most {bound} (95%)")
+            rows.append([cell(r), f"afdm − {r['baseline']}",
                          fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["n"]),
                                   signed=True),
                          _fmt_p(r["p_holm"]),
-                         "–" if math.isnan(half) else f"±{half:.3f}",
-                         _bound_text(r), _verdict_text(r)])
-        out = markdown_table(["dataset", "training words", "comparison",
+                         "–" if math.isnan(half) else f"±{half:.3f}", verdict])
+        out = markdown_table(["cell", "comparison",
                               f"{metric.label} difference [95%] (n pairs)", "p (Holm)",
-                              "smallest detectable difference",
-                              "AFDM better by at most (95%)", "verdict"], rows)
+                              "smallest detectable difference", "verdict"], rows)
     else:
         out = "*Every comparison is too thin to test.*\n"
     thin = thin_sentence(part)

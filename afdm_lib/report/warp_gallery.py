@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig
-from .report.figures import _save
-from .report.loading import ReportError, sibling_results
-from .report.tables import markdown_table
-from .results import read_json, read_record, run_files
-from .warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
+from ..config import RunConfig
+from ..results import read_json, read_record, run_files
+from ..warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
+from .figures import _save
+from .loading import ReportError, sibling_results
+from .tables import markdown_table, size_words
 
 NO_PROBE = "no probe recorded (run predates the probe)"
 # the probe's keys as table headers
@@ -54,7 +54,7 @@ def _agg():
 # --- warps drawn on the input image -----------------------------------------------------
 @functools.cache
 def _grid_generator(rows: int, cols: int):
-    from .afdm import TPSGridGenerator
+    from ..afdm import TPSGridGenerator
 
     return TPSGridGenerator(rows, cols)
 
@@ -88,19 +88,21 @@ def _draw_panel(ax, image: np.ndarray, points: np.ndarray | None, base: np.ndarr
 
 
 def random_warp_figure(images: list[np.ndarray], path: str | Path, max_shift: float,
-                       rows: int = 3, cols: int = 3, warps: int = 3, seed: int = 0) -> Path:
+                       rows: int = 3, cols: int = 3, warps: int = 3, seed: int = 0,
+                       scale: float = 1.0) -> Path:
     """Each word (a row) clean and under ``warps`` random TPS warps of bound
-    ``max_shift``: what ``method=random`` does to a feature map, drawn on the image."""
+    ``max_shift``: what ``method=random`` does to a feature map, drawn on the image;
+    ``scale`` enlarges the panels (real words are wider than digit words)."""
     plt = _agg()
-    from .afdm import base_control_points
+    from ..afdm import base_control_points
 
     base = base_control_points(rows, cols).numpy()
     rng = np.random.default_rng(seed)
     # one width for all words (blank padding on the right): one TPS matrix per figure
     width = max(img.shape[1] for img in images)
     images = [np.pad(img, ((0, 0), (0, width - img.shape[1]))) for img in images]
-    fig, axes = plt.subplots(len(images), warps + 1, figsize=(2.0 * (warps + 1),
-                             0.75 * len(images) + 0.4), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(len(images), warps + 1, figsize=(
+        2.0 * scale * (warps + 1), 0.75 * scale * len(images) + 0.4), dpi=110, squeeze=False)
     for i, img in enumerate(images):
         _draw_panel(axes[i, 0], img, None, None, "clean" if i == 0 else "")
         for j in range(warps):
@@ -117,7 +119,7 @@ def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int =
     normalised coordinates, which span the feature map and the image alike); and the
     control-point displacement per mode and group over ``n_words`` test words."""
     plt = _agg()
-    from . import warps
+    from .. import warps
 
     setup = warps.load_warp_setup(checkpoint)
     if setup.afdm is None:
@@ -135,12 +137,20 @@ def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int =
     return path, warps.displacement_table([learned, random])
 
 
-def afdm_checkpoints(results_dir: str | Path, limit: int = 3) -> list[Path]:
-    """Checkpoints of finished AFDM runs (at most one per dataset, ``limit`` in all)."""
-    from .train import CHECKPOINT
+# results folders beside the study's whose AFDM checkpoints the gallery also draws
+# (the regimes sweep keeps George Washington checkpoints where the cpu sweep does not)
+GALLERY_SIBLINGS = ("regimes",)
 
+
+def afdm_checkpoints(results_dir: str | Path, limit: int = 4) -> list[Path]:
+    """Checkpoints of finished AFDM runs (at most one per dataset, ``limit`` in all, real
+    handwriting first), in ``results_dir`` and the folders of GALLERY_SIBLINGS."""
+    from ..train import CHECKPOINT
+
+    folders = [Path(results_dir)] + [f for name in GALLERY_SIBLINGS
+                                     if (f := sibling_results(results_dir, name))]
     found: dict[str, tuple[int, Path]] = {}
-    for ckpt in run_files(results_dir, CHECKPOINT):
+    for ckpt in (c for folder in folders for c in run_files(folder, CHECKPOINT)):
         rec = read_record(ckpt.parent)
         if rec is None or rec["status"] != "ok" or rec["config"].get("method") != "afdm":
             continue
@@ -149,7 +159,9 @@ def afdm_checkpoints(results_dir: str | Path, limit: int = 3) -> list[Path]:
         dataset = rec["config"].get("dataset", "?")
         if dataset not in found or steps > found[dataset][0]:
             found[dataset] = (steps, ckpt)
-    return [path for _, path in found.values()][:limit]
+    # George Washington (real handwriting) before the digit words
+    order = sorted(found, key=lambda d: (not d.startswith("gw"), d))
+    return [found[d][1] for d in order][:limit]
 
 
 # --- the adversary probe ------------------------------------------------------------------
@@ -182,10 +194,17 @@ def _last_step(record: Mapping[str, Any]) -> int:
     return int(steps or 0)
 
 
+def _words(config: Mapping[str, Any]) -> str:
+    """"500 words" or "full fold" (a run without a cut), never "None words"."""
+    size = config.get("train_size")
+    text = size_words(size, dataset=config.get("dataset"))
+    return text if size is None else f"{text} words"
+
+
 def _run_label(run: Path, record: Mapping[str, Any]) -> str:
     c = record.get("config") or {}
     if c.get("dataset"):
-        return (f"{c.get('dataset')}, {c.get('train_size')} words, {c.get('method')}, "
+        return (f"{c.get('dataset')}, {_words(c)}, {c.get('method')}, "
                 f"seed {c.get('seed')}")
     return run.name
 
@@ -350,7 +369,8 @@ def find_earlier_adversaries(results_dir: str | Path) -> list[tuple[Path, str]]:
 
 
 def _counts_table(counts: pd.DataFrame) -> str:
-    rows = [[r["task"], r["dataset"], r["train_size"], int(r["runs"]),
+    rows = [[r["task"], r["dataset"], size_words(r["train_size"], dataset=r["dataset"]),
+             int(r["runs"]),
              f"{int(r['above_random'])}/{int(r['points'])}",
              f"{int(r['most_random'])}/{int(r['runs'])}",
              f"{int(r['above_matched'])}/{int(r['points'])}",
@@ -385,7 +405,8 @@ def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
         out.append("\n*No run in this results folder recorded the probe* (every run "
                    "predates it).\n")
     else:
-        rows = [[r["task"], r["dataset"], r["train_size"], r["method"],
+        rows = [[r["task"], r["dataset"], size_words(r["train_size"], dataset=r["dataset"]),
+                 r["method"],
                  f"{int(r['n_probe'])}/{int(r['n'])}",
                  *[_fmt(r[k]) for k in (*PROBE_LOSSES, *PROBE_WARP)]]
                 for _, r in probed.iterrows()]
@@ -436,11 +457,29 @@ def probe_fragment(results_dir: str | Path, figures: Path, figure_url: str,
     return "\n".join(out)
 
 
+def _gw_random(figures: Path, figure_url: str, cfg: RunConfig, words: int) -> str:
+    """Random warps on real George Washington test words (fold 1), drawn large."""
+    from ..data import DataError, load_dataset
+
+    try:
+        ds = load_dataset("gw", None, "test", size=words, fold=1)
+        ds.height = 64
+        images = [ds[i][0][0].numpy() for i in range(len(ds))]
+    except (DataError, OSError, TypeError, ValueError) as exc:
+        return f"\n### gw (George Washington)\n\n*Not available here:* {exc}\n"
+    fname = "warps-random-gw.png"
+    random_warp_figure(images, figures / fname, cfg.max_shift, cfg.grid_rows, cfg.grid_cols,
+                       scale=1.8)
+    return (f"\n### gw (George Washington)\n\nReal handwriting: test words of fold 1 "
+            f"({', '.join(repr(t) for t in ds.texts[:words])}).\n\n"
+            f"![random TPS warps on George Washington test words]({figure_url}/{fname})\n")
+
+
 def warps_fragment(results_dir: str | Path, figures: Path, figure_url: str,
                    words: int = 3) -> str:
     """The gallery: random warps on real words of every embedded script, the warps
     learned by trained AFDM runs found in the results folder, and the adversary probe."""
-    from .data import DataError, load_dataset
+    from ..data import DataError, load_dataset
 
     cfg = RunConfig()
     out = [f"Red: where the warp samples the input for each base control point (grey). "
@@ -461,8 +500,17 @@ def warps_fragment(results_dir: str | Path, figures: Path, figure_url: str,
                            cfg.grid_cols)
         out.append(f"\n### {name}\n\n![random TPS warps on {name} test words]"
                    f"({figure_url}/{fname})\n")
+    out.append(_gw_random(figures, figure_url, cfg, words))
     out.append("\n## Learned adversarial warps\n")
     ckpts = afdm_checkpoints(results_dir)
+    if not any((read_record(c.parent) or {}).get("config", {}).get("dataset") == "gw"
+               for c in ckpts):
+        out.append(f"\n*George Washington: no learned warp drawn.* No finished AFDM run on "
+                   f"`gw` kept its checkpoint in this results folder or in "
+                   f"{', '.join(f'`results/{n}`' for n in GALLERY_SIBLINGS)} (the sweeps "
+                   f"commit checkpoints of the digit cells only). Keeping one, e.g. "
+                   f"`runs/recognition-crnn-gw-n500-afdm-s0/checkpoint.pt`, draws its "
+                   f"warps here on the next build.\n")
     if not ckpts:
         out.append("\n*No AFDM checkpoint in this results folder yet* (sweeps may delete "
                    "checkpoints to save space); the learned warps appear here once one is "
@@ -479,7 +527,7 @@ def warps_fragment(results_dir: str | Path, figures: Path, figure_url: str,
         table = markdown_table(["mode", "group", "mean shift", "largest shift"],
                                [[r["mode"], int(r["group"]), f"{r['mean_shift']:.4f}",
                                  f"{r['max_shift']:.4f}"] for _, r in shifts.iterrows()])
-        out.append(f"\n### {c.get('dataset')}, {c.get('train_size')} training words, "
+        out.append(f"\n### {c.get('dataset')}, {_words(c)}, "
                    f"seed {c.get('seed')}\n\nTop row: the trained AFDM's sampling grids; "
                    f"bottom row: random warps of the same bound.\n\n"
                    f"![learned AFDM warps]({figure_url}/{fname})\n\n"
