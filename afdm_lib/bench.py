@@ -164,7 +164,7 @@ from .bench_kernels import (  # noqa: F401  (re-exported: tests and callers use 
 from .bench_reference import ReferenceCRNN, ReferenceStep  # noqa: F401  (re-exported)
 from .config import RunConfig
 from .data import BucketBatchSampler, WordDataset, collate, load_dataset
-from .results import environment, now, write_json
+from .results import environment, now, read_json, run_files, write_json
 from .train import Trainer, make_task, resolve_device, seed_everything, to_device
 
 SCHEMA = "afdm-bench/2"
@@ -173,8 +173,9 @@ SCHEMA = "afdm-bench/2"
 # widths are the presets' (0.25, 0.125); a full-width TPP-PHOCNet step takes seconds on
 # one CPU core, so it is measured on CUDA only.
 MODELS = {
-    ("full", "cpu"): [("crnn", 1.0), ("crnn", 0.25), ("crnn", 0.125), ("tpp-phocnet", 0.25)],
-    ("quick", "cpu"): [("crnn", 1.0), ("crnn", 0.25), ("tpp-phocnet", 0.25)],
+    ("full", "cpu"): [("crnn", 1.0), ("crnn", 0.25), ("crnn", 0.125), ("tpp-phocnet", 0.25),
+                      ("tpp-phocnet", 0.125)],
+    ("quick", "cpu"): [("crnn", 1.0), ("crnn", 0.25), ("tpp-phocnet", 0.125)],
     ("full", "cuda"): [("crnn", 1.0), ("crnn", 0.25), ("tpp-phocnet", 1.0),
                        ("tpp-phocnet", 0.25)],
     ("quick", "cuda"): [("crnn", 1.0), ("tpp-phocnet", 1.0)],
@@ -427,6 +428,39 @@ def bench_switch(cfg: RunConfig, ds: WordDataset, batch, device: torch.device, c
     return out
 
 
+# --- what whole runs cost -------------------------------------------------------------------
+def run_cost_ratios(results: str | Path) -> list[dict[str, Any]]:
+    """From the records under ``results``: per cell (task, dataset, training size, width),
+    the CPU time of a whole run (``train_seconds``, to convergence) of ``afdm`` and of
+    ``random`` over ``none`` of the same seed, the median over the seeds that have both.
+    A step's cost ratio is not a run's: methods converge after different step counts."""
+    cells: dict[tuple, dict[str, dict[int, tuple[float, int]]]] = {}
+    for path in run_files(results):
+        rec = read_json(path)
+        if not isinstance(rec, dict) or rec.get("status") != "ok":
+            continue
+        cfg, m = rec["config"], rec["metrics"]
+        size = cfg.get("train_size") or f"f{cfg.get('fraction')}"
+        key = (cfg["task"], cfg["dataset"], size, cfg.get("width"))
+        cells.setdefault(key, {}).setdefault(cfg["method"], {})[cfg["seed"]] = (
+            m["train_seconds"], m["steps"])
+    rows = []
+    for (task, dataset, size, width), methods in sorted(cells.items(), key=str):
+        none = methods.get("none", {})
+        row: dict[str, Any] = {"cell": f"{task} {dataset} {size} w{width}"}
+        for method in ("random", "afdm"):
+            seeds = sorted(set(none) & set(methods.get(method, {})))
+            if not seeds:
+                continue
+            mine = methods[method]
+            row[f"{method}_over_none_time"] = median([mine[s][0] / none[s][0] for s in seeds])
+            row[f"{method}_over_none_steps"] = median([mine[s][1] / none[s][1] for s in seeds])
+            row[f"{method}_seeds"] = len(seeds)
+        if len(row) > 1:
+            rows.append(row)
+    return rows
+
+
 # --- the whole benchmark ----------------------------------------------------------------
 def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None = None,
               threads: int | None = None, dataset: str = "digits-devanagari",
@@ -434,12 +468,14 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
               models: list[tuple[str, float]] | None = None, repeats: int | None = None,
               warmup: int | None = None, words: int | None = None,
               matmul_n: int | None = None, switches: bool = True,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, records: str | Path | None = "results/cpu"
+              ) -> dict[str, Any]:
     """Run the benchmark and (when ``out`` is given) write the flat record there.
 
     ``threads``: torch CPU threads (default 1, the trainer's default, so that the figures
     describe a training run; the peak is measured at the same count); the other keyword
-    arguments shrink the benchmark (tests).
+    arguments shrink the benchmark (tests). ``records``: a results folder whose whole runs'
+    CPU-time ratios (:func:`run_cost_ratios`) go into the record as ``run_cost_ratios``.
     """
     t_start = time.perf_counter()
     kind = "quick" if quick else "full"
@@ -541,6 +577,9 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
             rec[name] = (rec[f"{ref}_afdm_rec_step_ms"] + rec[f"{ref}_afdm_{adv}_step_ms"] / 2
                          ) / rec[f"{ref}_plain_step_ms"]
 
+        if records is not None and Path(records).is_dir():
+            rec["run_cost_records"] = str(records)
+            rec["run_cost_ratios"] = run_cost_ratios(records)
         if switches:
             arch, width = models[0]
             ref_cfg = model_cfg(arch, width)

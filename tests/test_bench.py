@@ -200,3 +200,28 @@ def test_onednn_implementations_are_read_from_its_log():
     impls = onednn_conv_impls(lambda: conv(torch.rand(16, 8, 12, 12)))
     if torch.backends.mkldnn.is_available():
         assert impls and all(isinstance(i, str) and i for i in impls)
+
+
+def test_run_cost_ratios_pair_methods_by_seed(tmp_path):
+    from afdm_lib.bench import run_cost_ratios
+    from afdm_lib.results import write_json
+
+    def record(method: str, seed: int, seconds: float, steps: int) -> None:
+        write_json(tmp_path / "runs" / f"{method}-s{seed}" / "record.json", {
+            "schema": 1, "status": "ok",
+            "config": {"task": "recognition", "dataset": "gw", "train_size": 500,
+                       "width": 0.25, "method": method, "seed": seed},
+            "metrics": {"train_seconds": seconds, "steps": steps}})
+
+    record("none", 0, 100.0, 1000)
+    record("none", 1, 200.0, 1000)
+    record("afdm", 0, 300.0, 1000)
+    record("afdm", 1, 500.0, 2000)
+    record("afdm", 2, 9999.0, 9999)  # no `none` of seed 2: not paired
+    record("random", 0, 150.0, 1000)
+    (row,) = run_cost_ratios(tmp_path)
+    assert row["cell"] == "recognition gw 500 w0.25"
+    assert row["afdm_over_none_time"] == pytest.approx(2.75)  # median of 3.0 and 2.5
+    assert row["afdm_over_none_steps"] == pytest.approx(1.5)
+    assert row["afdm_seeds"] == 2 and row["random_seeds"] == 1
+    assert row["random_over_none_time"] == pytest.approx(1.5)
