@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .config import RunConfig
+from .config import TASK_DEFAULTS, RunConfig
 
 
 class UserError(Exception):
@@ -44,7 +44,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         # the help names the RunConfig default, and the task's where it differs
         shown = "none" if value is None else value
         per_task = "".join(f"; with --task {task}: {opts[f.name]}"
-                           for task, opts in TASK_DEFAULTS.items() if f.name in opts)
+                           for task, opts in TASK_DEFAULTS.items()
+                           if f.name in opts and opts[f.name] != value)
         text = f"(default: {shown}{per_task})"
         if isinstance(value, bool):
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
@@ -60,10 +61,6 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 # 630 steps) the PHOC loss stayed on its prior plateau at 3e-3 (0.39), and ended at
 # 0.36 / 0.35 / 0.32 at 1e-3 / 3e-4 / 5e-4 (test QbS mAP 0.10 / 0.19 / 0.21); one trial
 # run each, this study's choice.
-TASK_DEFAULTS: dict[str, dict[str, object]] = {
-    "spotting": {"arch": "tpp-phocnet", "lr": 5e-4},
-}
-
 
 def _data_options(items: Sequence[str]) -> dict[str, object]:
     """``--data-option KEY=VALUE`` items as a dict (values read as JSON when they parse)."""
@@ -89,11 +86,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         values.setdefault("data_options", {}).update(_data_options(args.data_option))
     if values.get("fraction") is not None and getattr(args, "train_size", None) is None:
         values["train_size"] = None
-    # options whose default depends on the task, used when neither the command line
-    # nor --config gives them (a --config file holds every field)
-    for key, value in TASK_DEFAULTS.get(values.get("task"), {}).items():
-        values.setdefault(key, value)
-    return RunConfig.from_dict(values)
+    return RunConfig.from_dict(values)  # unset task-dependent keys: RunConfig fills them
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -17,6 +17,12 @@ ARCHS = {"recognition": ("crnn",), "spotting": ("phocnet", "tpp-phocnet")}
 METHODS = ("none", "random", "afdm")
 DEVICES = ("cpu", "cuda", "auto")
 DECODERS = ("greedy", "beam")
+# defaults that depend on the task, taken where a config leaves them unset (None): this
+# study's choices (spotting lr 5e-4: at 3e-3 TPP-PHOCNet did not learn PHOCs in trial runs)
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "recognition": {"arch": "crnn", "lr": 3e-3},
+    "spotting": {"arch": "tpp-phocnet", "lr": 5e-4},
+}
 # keys that change how a run executes, not what it computes: a finished record or a
 # checkpoint written with other values of these still belongs to the same run
 # (channels_last is not among them: it changes float rounding, e.g. train loss 3.858921 vs
@@ -82,7 +88,7 @@ class ConfigError(ValueError):
 class RunConfig:
     # what to run
     task: str = "recognition"
-    arch: str = "crnn"
+    arch: str | None = None  # None: the task's (TASK_DEFAULTS)
     dataset: str = "digits-devanagari"
     data_root: str | None = None
     strict: bool = False  # stop at the first bad sample instead of skipping it
@@ -102,7 +108,7 @@ class RunConfig:
     # 0.13 where batch 16 at 5e-3 reached 0.17 and batch 32 at 1e-3 never left the CTC
     # plateau (this study's trial runs; the presets set their own budget)
     batch_size: int = 8
-    lr: float = 3e-3
+    lr: float | None = None  # None: the task's (TASK_DEFAULTS)
     # recognizer lr schedule (this study; 0 = constant lr, the default): a linear ramp
     # from lr/lr_warmup_steps up to lr over the first lr_warmup_steps steps, and a linear
     # decay towards 0 over the last lr_decay_steps steps of the run (max_steps, else all
@@ -225,6 +231,9 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, kept in records
 
     def __post_init__(self) -> None:
+        for key, value in TASK_DEFAULTS.get(self.task, {}).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
         self.validate()
 
     # --- validation -------------------------------------------------------------

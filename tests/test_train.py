@@ -217,3 +217,15 @@ def test_synthetic_records_carry_the_font_and_word_list_fingerprint(tmp_path, ti
                                     test_size=8), tmp_path / "synth")
     assert record["data_fingerprint"]["sha256"] == fp["sha256"]
     assert train(tiny_cfg, tmp_path / "digits")["data_fingerprint"] is None
+
+
+def test_runconfig_for_spotting_is_the_studys_spotting_setting():
+    from afdm_lib.sweep import expand
+
+    cfg = RunConfig(task="spotting")
+    assert (cfg.arch, cfg.lr) == ("tpp-phocnet", 5e-4)
+    assert (RunConfig().arch, RunConfig().lr) == ("crnn", 3e-3)
+    # what the cpu preset runs for spotting (its config names neither default's key twice)
+    study = next(c.config for c in expand("cpu").cells if c.config.task == "spotting")
+    assert (study.arch, study.lr) == (cfg.arch, cfg.lr)
+    assert RunConfig(task="spotting", lr=1e-3).lr == 1e-3  # an explicit value wins
