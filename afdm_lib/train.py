@@ -38,6 +38,7 @@ from .afdm import AFDM
 from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised
 from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
 from .data.synth import dataset_fingerprint
+from .device import resolve_device, seed_everything
 from .models import BlockModel, Warp, build_model
 from .probe import adversary_probe, valid_columns
 from .recognition import RecognitionTask
@@ -68,31 +69,6 @@ def make_task(cfg: RunConfig, train: WordDataset):
 
 
 # --- helpers -------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked for but no CUDA device is available; "
-                          "choose one of ['cpu', 'auto']")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> dict[str, Any]:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    # deterministic mode also NaN-fills every new tensor, a guard for ops that read
-    # uninitialised memory; none here does, and the fill cost ~10% of a CPU step
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.benchmark = False
-    return {"seed": seed, "torch.use_deterministic_algorithms": True,
-            "deterministic_algorithms_warn_only": True, "cudnn.benchmark": False,
-            "fill_uninitialized_memory": False,
-            "note": "bit-identical on CPU with the same threads"}
-
-
 def load_splits(cfg: RunConfig) -> tuple[WordDataset, WordDataset, WordDataset]:
     """Train (cut), validation and test splits of ``cfg.dataset``."""
     options = dict(cfg.data_options)
