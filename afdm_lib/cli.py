@@ -94,6 +94,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = config_from_args(args)
+    if not cfg.quiet:
+        from .config import ConfigError
+        from .device import explain_device, resolve_device
+
+        try:  # say where it runs (`auto` may mean the CPU); a device error is the
+            # trainer's to record
+            print(f"afdm train: {explain_device(cfg.device, resolve_device(cfg.device))}",
+                  file=sys.stderr)
+        except ConfigError:
+            pass
     try:
         with run_lock(args.out):
             record = train(cfg, args.out)
@@ -110,7 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- sweep ---------------------------------------------------------------------------
 def add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run every cell of a preset with papermill")
-    p.add_argument("--preset", required=True, help="smoke | quick | cpu | paper")
+    p.add_argument("--preset", required=True,
+                   help="smoke | quick | cpu | ablation | capacity | regimes | paper-gw | paper")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--jobs", type=int, default=None,
                    help="cells run in parallel, one thread each (default: the cores, capped "
@@ -118,10 +129,14 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default=None, help="results folder (default results/<preset>)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
     p.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"],
-                   help="override the preset's device (smoke/quick/cpu: cpu, paper: cuda)")
+                   help="override the preset's device (the CPU presets: cpu; paper, "
+                        "paper-gw: cuda)")
     p.add_argument("--only", default=None, metavar="GLOB",
                    help="run only the cells whose id matches, e.g. '*-afdm-*'")
     p.add_argument("--list", action="store_true", help="print the cell ids and exit")
+    p.add_argument("--plan", action="store_true",
+                   help="print every cell with its steps and estimated GPU-hours on one "
+                        "H100, then the totals, and exit (nothing runs)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
@@ -129,8 +144,14 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import fnmatch
 
-    from .sweep import expand, run_sweep
+    from .sweep import expand, format_plan, plan, run_sweep
 
+    if args.plan:
+        preset = expand(args.preset, device=args.device)
+        if args.only is not None:
+            preset.cells = [c for c in preset.cells if fnmatch.fnmatchcase(c.cell_id, args.only)]
+        print(format_plan(preset, plan(preset)))
+        return 0
     if args.list:
         for cell in expand(args.preset, device=args.device).cells:
             if args.only is None or fnmatch.fnmatchcase(cell.cell_id, args.only):

@@ -41,6 +41,8 @@ from .afdm import AFDM
 from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised
 from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
 from .data.synth import dataset_fingerprint
+from .device import environment as device_environment
+from .device import resolve_device, seed_everything
 from .models import BlockModel, Warp, build_model
 from .probe import adversary_probe
 from .recognition import RecognitionTask
@@ -71,31 +73,6 @@ def make_task(cfg: RunConfig, train: WordDataset):
 
 
 # --- helpers -------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked for but no CUDA device is available; "
-                          "choose one of ['cpu', 'auto']")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> dict[str, Any]:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    # deterministic mode also NaN-fills every new tensor, a guard for ops that read
-    # uninitialised memory; none here does, and the fill cost ~10% of a CPU step
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.benchmark = False
-    return {"seed": seed, "torch.use_deterministic_algorithms": True,
-            "deterministic_algorithms_warn_only": True, "cudnn.benchmark": False,
-            "fill_uninitialized_memory": False,
-            "note": "bit-identical on CPU with the same threads"}
-
-
 def load_splits(cfg: RunConfig) -> tuple[WordDataset, WordDataset, WordDataset]:
     """Train (cut), validation and test splits of ``cfg.dataset``."""
     options = dict(cfg.data_options)
@@ -307,11 +284,12 @@ class Trainer:
         if self.cfg.protocol != 2:
             raise ConfigError(f"protocol={self.cfg.protocol}: records of protocol 1 were made "
                               f"by an older trainer; this one runs protocol 2")
-        self.determinism = seed_everything(self.cfg.seed)
+        device = resolve_device(self.cfg.device)
+        self.determinism = seed_everything(self.cfg.seed, device)
         torch.set_num_threads(self.cfg.threads)
         self.determinism["threads"] = torch.get_num_threads()
         self.splits = load_splits(self.cfg)
-        self.build(make_task(self.cfg, self.splits[0]), resolve_device(self.cfg.device))
+        self.build(make_task(self.cfg, self.splits[0]), device)
         self._eval_data()
 
     def build(self, task: Any, device: torch.device) -> Parts:
@@ -604,6 +582,8 @@ class Trainer:
                          wall_before + time.perf_counter() - self.wall_start, 2)},
             sizes=sizes, determinism=self.determinism, device=str(p.device),
             started=self.started, data_fingerprint=dataset_fingerprint(cfg.dataset))
+        # the numerics it ran with: device name, CUDA/cuDNN, TF32, amp, bit-identity
+        record["numerics"] = device_environment(p.device, cfg.amp)
         record["resumes"] = st.resumes
         record["problems"] = (train.problems + val.problems + test.problems)[:100]
         write_json(self.out / RECORD, record)

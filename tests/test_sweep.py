@@ -153,7 +153,9 @@ def test_bad_presets_name_the_file_and_the_problem(tmp_path, text, message):
 
 
 def test_blocks_set_their_own_seeds_and_vary_one_key_at_a_time(tmp_path):
+    # (a warm-up shorter than these 20-step runs: expand refuses a cell that never warps)
     path = _write_presets(tmp_path, "[p]\nseeds = [0, 1, 2]\nmethods = ['none', 'afdm']\n"
+                          "[p.config]\nwarmup_steps = 5\n"
                           "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
                           "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [20]\n"
                           "seeds = [5]\nvary = { max_shift = [0.05, 0.2], groups = [2] }\n")
@@ -472,3 +474,75 @@ def test_ray_executor_leaves_the_same_records(smoke_results, tmp_path):
     assert by_ray["metrics"]["cer"] == local["metrics"]["cer"]
     assert [p["val_cer"] for p in by_ray["curve"]] == [p["val_cer"] for p in local["curve"]]
     assert (tmp_path / "runs" / cell.cell_id / cell.notebook).exists()
+
+
+# --- the GPU presets: warm-up check, folds, the plan (issue 34) -------------------------
+def test_a_cell_whose_warmup_covers_its_run_is_rejected(tmp_path):
+    # GW at 10%: 328 words = 11 steps per epoch at batch 32, 1,100 steps in 100 epochs
+    gw = ("[p]\nseeds = [0]\nmethods = {methods}\n[p.config]\nbatch_size = 32\n"
+          "epochs = 100\nwarmup_steps = {warmup}\n[[p.grid]]\ndatasets = ['gw']\n"
+          "fractions = [0.1]\n")
+    path = _write_presets(tmp_path, gw.format(methods="['none', 'random']", warmup=2000))
+    with pytest.raises(SweepError) as err:
+        expand("p", path)
+    msg = str(err.value)
+    assert "recognition-crnn-gw-f0.1-random-s0" in msg and "warmup_steps=2000" in msg
+    assert "covers its whole run of 1100 steps" in msg and "328 words / batch 32" in msg
+    # `none` never warps: its warm-up is no concern; a warm-up shorter than the run is fine
+    assert len(expand("p", _write_presets(tmp_path, gw.format(methods="['none']",
+                                                              warmup=2000))).cells) == 1
+    assert len(expand("p", _write_presets(tmp_path, gw.format(methods="['afdm']",
+                                                              warmup=1099))).cells) == 1
+    # a cut by size and a step cap: min(max_steps, epochs x ceil(64 / 16)) = 3
+    small = ("[p]\nseeds = [0]\nmethods = ['afdm']\n[p.config]\nbatch_size = 16\n"
+             "epochs = 100\nmax_steps = 3\nwarmup_steps = 3\n[[p.grid]]\n"
+             "datasets = ['digits-latin']\ntrain_sizes = [64]\n")
+    with pytest.raises(SweepError, match="covers its whole run of 3 steps"):
+        expand("p", _write_presets(tmp_path, small))
+
+
+def test_gw_word_counts_of_the_plan_are_the_loaders():
+    from afdm_lib.data import REGISTRY, _ensure_registered, load_dataset
+
+    _ensure_registered()
+    if not REGISTRY["gw"].available(None):
+        pytest.skip("no George Washington copy at hand")
+    size = sweep.DATASET_SIZES["gw"]
+    assert len(load_dataset("gw", None, "train", fold=2)) == size.train
+    assert len(load_dataset("gw", None, "val", fold=2)) == size.val
+    cfg = RunConfig(dataset="gw", train_size=None, fraction=0.1)
+    assert sweep.train_words(cfg) == 328 and sweep.planned_steps(cfg.replace(
+        batch_size=32, epochs=100)) == 1100
+
+
+def test_paper_gw_is_gw_at_full_width_and_its_plan_fits_four_gpu_hours(capsys):
+    from afdm_lib import cli
+
+    preset = expand("paper-gw")
+    cfgs = [c.config for c in preset.cells]
+    assert all(c.device == "cuda" and c.width == 1.0 and c.height == 64 and c.dataset == "gw"
+               for c in cfgs)
+    assert {(c.task, c.arch) for c in cfgs} == {("recognition", "crnn"),
+                                                ("spotting", "tpp-phocnet")}
+    assert {c.method for c in cfgs} == set(METHODS) and {c.seed for c in cfgs} == {0, 1, 2}
+    fold1 = [c for c in cfgs if c.data_options["fold"] == 1]
+    for task in ("recognition", "spotting"):
+        assert {c.fraction for c in fold1 if c.task == task} == {0.1, 0.25, 0.5, 1.0}
+    assert {c.data_options["fold"] for c in cfgs} == {1, 2, 3, 4}
+    ids = [c.cell_id for c in preset.cells]
+    assert "recognition-crnn-gw-f0.1-afdm-fold3-s2" in ids and len(set(ids)) == len(ids)
+    rows = sweep.plan(preset)
+    assert all(r["warped"] > 0 for r, c in zip(rows, cfgs) if c.method != "none")
+    assert all(r["adversary_steps"] > 0 for r, c in zip(rows, cfgs) if c.method == "afdm")
+    total = sum(r["gpu_hours"] for r in rows)
+    assert 1.0 < total <= 4.0, total
+    # a full-width TPP-PHOCNet step costs more than a CRNN step, AFDM more than none
+    cost = {r["cell_id"]: r["gpu_hours"] for r in rows}
+    assert (cost["spotting-tpp-phocnet-gw-f1-none-s0"]
+            > cost["recognition-crnn-gw-f1-none-s0"])
+    assert cost["recognition-crnn-gw-f1-afdm-s0"] > cost["recognition-crnn-gw-f1-none-s0"]
+
+    assert cli.main(["sweep", "--preset", "paper-gw", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert all(i in out for i in ids)
+    assert f"preset paper-gw: {len(ids)} cells" in out and f"{total:.2f} GPU-hours" in out
