@@ -86,147 +86,73 @@ class ConfigError(ValueError):
 
 @dataclass
 class RunConfig:
+    """Every option of a run, one line each. Values marked "Deviations" were chosen by
+    measurement; the book's Deviations page gives the runs and numbers behind them."""
+
     # what to run
-    task: str = "recognition"
-    arch: str | None = None  # None: the task's (TASK_DEFAULTS)
-    dataset: str = "digits-devanagari"
-    data_root: str | None = None
+    task: str = "recognition"  # recognition | spotting
+    arch: str | None = None  # backbone; None: the task's (TASK_DEFAULTS)
+    dataset: str = "digits-devanagari"  # a name of `afdm data list`
+    data_root: str | None = None  # a user's copy of a real dataset
     strict: bool = False  # stop at the first bad sample instead of skipping it
-    # loader options, e.g. {"fold": 2} for gw or {"train_list": ...} for iam
-    data_options: dict[str, Any] = field(default_factory=dict)
-    # low-resource cut of the training split (count or fraction; nested and deterministic)
-    train_size: int | None = 500
-    fraction: float | None = None
-    val_size: int = 300
-    test_size: int = 1000
-    method: str = "none"
+    data_options: dict[str, Any] = field(default_factory=dict)  # loader options, e.g. fold
+    train_size: int | None = 500  # low-resource cut: training words (nested, deterministic)
+    fraction: float | None = None  # ...or a fraction of the training split
+    val_size: int = 300  # validation words
+    test_size: int = 1000  # test words (more than the split: all of it)
+    method: str = "none"  # none | random | afdm
     seed: int = 0
-    # optimisation (this study)
-    epochs: int = 10
-    max_steps: int | None = None  # optional cap on recognizer steps
-    # batch 8 and Adam 3e-3: on 500 digit words, 10 epochs (630 steps) reached test CER
-    # 0.13 where batch 16 at 5e-3 reached 0.17 and batch 32 at 1e-3 never left the CTC
-    # plateau (this study's trial runs; the presets set their own budget)
-    batch_size: int = 8
-    lr: float | None = None  # None: the task's (TASK_DEFAULTS)
-    # recognizer lr schedule (this study; 0 = constant lr, the default): a linear ramp
-    # from lr/lr_warmup_steps up to lr over the first lr_warmup_steps steps, and a linear
-    # decay towards 0 over the last lr_decay_steps steps of the run (max_steps, else all
-    # epochs). The quick preset uses both: with them a short run leaves the CTC plateau
-    # sooner and ends converged instead of mid-oscillation
-    lr_warmup_steps: int = 0
-    lr_decay_steps: int = 0
-    clip_grad: float = 0.0  # 0 = off; DESIGN.md saw clipping at 5 slow CTC convergence
-    patience: int = 0  # early stopping on validation metric, in evaluations (0 = off)
+    # optimisation
+    epochs: int = 10  # bound on epochs
+    max_steps: int | None = None  # cap on recognizer steps
+    batch_size: int = 8  # Deviations (batch and lr on 500 digit words)
+    lr: float | None = None  # Adam lr; None: the task's (TASK_DEFAULTS)
+    lr_warmup_steps: int = 0  # linear lr ramp over the first steps (0 = none)
+    lr_decay_steps: int = 0  # linear decay to 0 over the last steps (0 = none)
+    clip_grad: float = 0.0  # gradient-norm clipping (0 = off; Deviations)
+    patience: int = 0  # validations without improvement that end the run (0 = off)
     eval_every: int = 0  # recognizer steps between validations (0 = once per epoch)
     max_bad_steps: int = 25  # consecutive non-finite steps before the run fails
-    augment: bool = True  # light input augmentation, identical for every method
-    # backbone size
+    augment: bool = True  # light shear/scale input augmentation, the same for every method
+    # backbone
     width: float = 0.25  # channel multiplier (1.0 = published widths)
-    height: int = 32
-    # "all": BatchNorm after every conv (this study's default: on the CPU budgets it left
-    # the CTC plateau after ~300 steps where "crnn", BN on convs 5 and 6 only as in the
-    # published CRNN, had not left it after 400; see the book's Deviations page)
-    batch_norm: str = "all"
-    # AFDM (this study's defaults; exposed because the paper does not fix them)
-    insert_after: int = 2  # AFDM sits after this conv block (1-based; 0: warps the image)
-    groups: int = 4
-    grid_rows: int = 3
+    height: int = 32  # input height, 32 or 64
+    batch_norm: str = "all"  # "all" convs, or "crnn" (convs 5 and 6, as published; Deviations)
+    # AFDM (the paper does not fix these: Deviations)
+    insert_after: int = 2  # the warp acts after this conv block (0: on the input image)
+    groups: int = 4  # channel groups, each with its own control points
+    grid_rows: int = 3  # TPS control points: rows x cols
     grid_cols: int = 3
-    max_shift: float = 0.1  # bound on control-point displacement, normalised coords
-    p_warp: float = 0.5  # fraction of each batch whose features are warped
-    warmup_steps: int = 100  # recognizer alone, before any warping
-    afdm_warmup_steps: int = 20  # AFDM alone (recognizer frozen) after the warm-up
-    afdm_ratio: int = 1  # recognizer steps per AFDM turn when alternating
-    # adversary updates in each AFDM turn, on the same batch against the same recognizer
-    # (k steps of the adversary per recognizer step, as for the discriminator of a GAN)
-    # and the adversary's learning rate: together, how fast the adversary follows a
-    # recognizer that adapts to its warps. Measured (Bangla digits, 1000 words, seed 0,
-    # cpu recipe, margin 1.5; probe on the 32 training words): with Adam 1e-3 and one
-    # update per turn the AFDM warp hurt less than uniform random warps at 16 of 35
-    # points, most of them late in training, where the warp hardly raised the loss above
-    # no warp. Against the frozen final recognizer, 200 further updates at 1e-3 left it
-    # there (loss 0.08 vs 0.04 random, 0.02 clean), while a fresh module at 1e-2 reached
-    # 0.20 in 50 updates: the recognizer is not robust, the adversary is too slow. At
-    # 1e-2 with one update per turn it led at all of the first 7 points but at 8 of the
-    # last 24 only. So 1e-2 and 3 updates per turn; the cpu cells measure it on every seed
-    afdm_steps: int = 3
-    afdm_lr: float = 1e-2  # see afdm_steps
-    # anti-collapse (this study; see the book's Deviations page). Maximising an unbounded
-    # loss drives the localisation net's pre-tanh outputs past the bound, where tanh
-    # passes no gradient, and its output bias (one warp for all words) learns far faster
-    # than its weights, whose inputs barely differ between words: the warp froze into one
-    # constant corner warp. afdm_penalty adds penalty x mean(raw^2) to the adversary's
-    # objective (a restoring force against saturation); afdm_loc_norm puts BatchNorm on
-    # the localisation net's hidden layer (every hidden unit varies over the batch at unit
-    # scale, so the warp can depend on the word). Trial runs (Latin digits, 300 words,
-    # seed 5, 1000 steps, probe at the 7 validation points 400-1000; AFDM loss above
-    # uniform random / above random at the AFDM's own magnitude): neither: saturated 1.0,
-    # diversity 0.000, 2/7 and 0/7; penalty 0.1 alone: saturated 0, diversity 0.05-0.07,
-    # 1/7 and 3/7; penalty + N(0,1) noise: diversity 0.005-0.04, 2/7 and 3/7; penalty +
-    # norm: saturated 0.01-0.09, diversity 0.27-0.34, 7/7 and 7/7.
-    # afdm_noise (N(0, noise^2) on the pre-tanh outputs while training) stays available
-    afdm_penalty: float = 0.1
-    # afdm_margin m: the penalty acts only beyond it, penalty x mean(relu(|raw| - m)^2)
-    # (0 = on every output). With the penalty on every output the adversary's mean |d|
-    # stayed at 0.4-0.5 of the bound, below uniform random warps (mean 0.5, some at the
-    # bound), which hurt more at most validation points (Bangla digits, 1000 words, seed
-    # 0, cpu recipe: AFDM above uniform random at 6/26 points). A margin of 1.5 leaves
-    # the bound usable (tanh(1.5) = 0.91) and still holds the tanh off saturation: same
-    # cell, mean |d| 0.7-0.8, saturated at most 0.09, diversity 0.2-0.3, above uniform
-    # random at 19/36 points (penalty 1.0 with the same margin: 15/28). One seed each:
-    # the study's cells measure it on every seed (the Warps page)
-    afdm_margin: float = 1.5
-    afdm_loc_norm: bool = True
-    # afdm_loc_bias: the localisation net's input-independent parameters (its output bias,
-    # the scale and shift of its BatchNorm). With them, an adversary fast enough to keep
-    # up with the recognizer (afdm_steps) turned them into one warp for all words: Bangla
-    # and Latin digits, 1000 words, seed 0, diversity 0.00-0.02 after step 1,500, BatchNorm
-    # scale ~0.07 against shift ~0.3 and output bias ~0.8. Without them the hidden layer
-    # varies over the batch at unit scale and so does every output
-    afdm_loc_bias: bool = False
-    # afdm_loc_leak: negative slope of the localisation net's ReLUs (0 = plain ReLU). With
-    # plain ReLUs and afdm_lr 1e-2 the adversary died in 4 of the 24 digit runs (Bangla 200
-    # s2 from step 1,800, Latin 1000 s1 from 1,700, to the end; Devanagari 1000 s0 and s2
-    # for 3-5 points at a time, then back): one update left every unit of its second
-    # convolution negative for every word (Bangla 200 s2's final checkpoint), so the warp
-    # was the identity (diversity 0) and no gradient reached the layers before. A leaky
-    # slope keeps every unit trainable (results/cpu-afdm-relu holds those 24 records)
-    afdm_loc_leak: float = 0.1
-    afdm_noise: float = 0.0
-    # the cheaper adversary step: reuse the recognizer step's T_A features (detached) so
-    # the AFDM step runs only the module, T_B and its backward (off: the exact schedule)
-    afdm_reuse_features: bool = False
-    # the random control: "uniform" draws each coordinate in [-max_shift, max_shift]
-    # (mean |d| = max_shift/2); "sign" a random sign times random_scale x max_shift, to
-    # match the magnitude the adversary realises (records carry both: probe shift_rel)
-    random_shift: str = "uniform"
-    random_scale: float = 1.0
-    # 2 = the trainer with the adversary fixes (identical batch streams, per-word warp,
-    # fp32 warp, BatchNorm untouched by the AFDM step, probe, train-subset curve). Records
-    # without the key are protocol 1 and are never pooled with protocol 2
-    protocol: int = 2
+    max_shift: float = 0.1  # bound on a control point's displacement (normalised coords)
+    p_warp: float = 0.5  # fraction of each batch warped in the recognizer step
+    warmup_steps: int = 100  # recognizer steps alone before any warp
+    afdm_warmup_steps: int = 20  # adversary updates alone after that warm-up
+    afdm_ratio: int = 1  # recognizer steps per adversary turn
+    afdm_steps: int = 3  # adversary updates per turn (Deviations)
+    afdm_lr: float = 1e-2  # the adversary's Adam lr (Deviations)
+    afdm_penalty: float = 0.1  # weight of the anti-saturation penalty (Deviations)
+    afdm_margin: float = 1.5  # the penalty acts on |pre-tanh output| beyond this (Deviations)
+    afdm_loc_norm: bool = True  # BatchNorm in the localisation net (Deviations)
+    afdm_loc_bias: bool = False  # input-independent parameters in it (Deviations)
+    afdm_loc_leak: float = 0.1  # its rectifiers' negative slope (0 = ReLU; Deviations)
+    afdm_noise: float = 0.0  # N(0, noise^2) on the pre-tanh outputs in training
+    afdm_reuse_features: bool = False  # adversary reuses the recognizer step's T_A output
+    random_shift: str = "uniform"  # random control: "uniform" or "sign" (x random_scale)
+    random_scale: float = 1.0  # "sign" magnitude, relative to max_shift
+    protocol: int = 2  # 2: today's trainer; 1 only in old records, never pooled with 2
     # evaluation
-    decoder: str = "greedy"
+    decoder: str = "greedy"  # greedy | beam CTC decoding
     beam_width: int = 10
-    # word spotting: PHOC unigram levels and the number of most frequent training
-    # bigrams (at level 2) added to it (this study's defaults; Almazan et al. 2014)
-    phoc_levels: str = "2,3,4,5"
-    phoc_bigrams: int = 0
-    # dropout before each PHOCNet FC layer (published: 0.5). This study's default is 0:
-    # at 160 steps (500 words, 10 epochs) 0.5 kept the PHOC loss on its prior plateau
-    # (validation QbS mAP 0.06 vs 0.21 without, BatchNorm "all", width 0.25, Adam 1e-3)
-    fc_dropout: float = 0.0  # dropout before PHOCNet's FC layers (published 0.5)
+    phoc_levels: str = "2,3,4,5"  # PHOC unigram levels (Almazan et al. 2014)
+    phoc_bigrams: int = 0  # most frequent training bigrams added at level 2
+    fc_dropout: float = 0.0  # before PHOCNet's FC layers (published 0.5; Deviations)
     # execution
-    device: str = "cpu"
-    threads: int = 1
-    workers: int = 0
-    # speed switches, all off by default (see `afdm bench`): bf16 autocast of the forward
-    # pass (changes numerics; fast on GPUs and on CPUs with AMX), channels_last memory
-    # layout and torch.compile of the conv blocks (both meant for CUDA)
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
+    device: str = "cpu"  # cpu | cuda | auto
+    threads: int = 1  # torch CPU threads
+    workers: int = 0  # data loader processes
+    amp: bool = False  # bf16 autocast of the forward pass (changes numerics)
+    channels_last: bool = False  # memory layout (changes float rounding, so in a run's id)
+    compile: bool = False  # torch.compile of the conv blocks
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, kept in records
 
