@@ -475,7 +475,7 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
     ``threads``: torch CPU threads (default 1, the trainer's default, so that the figures
     describe a training run; the peak is measured at the same count); the other keyword
     arguments shrink the benchmark (tests). ``records``: a results folder whose whole runs'
-    CPU-time ratios (:func:`run_cost_ratios`) go into the record as ``run_cost_ratios``.
+    CPU-time ratios (:func:`run_cost_ratios`) go into the record as ``run_cost_<cell>_*``.
     """
     t_start = time.perf_counter()
     kind = "quick" if quick else "full"
@@ -579,7 +579,9 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
 
         if records is not None and Path(records).is_dir():
             rec["run_cost_records"] = str(records)
-            rec["run_cost_ratios"] = run_cost_ratios(records)
+            for row in run_cost_ratios(records):  # flat keys: the record is one table row
+                cell = row["cell"].replace(" ", "_")
+                rec.update({f"run_cost_{cell}_{k}": v for k, v in row.items() if k != "cell"})
         if switches:
             arch, width = models[0]
             ref_cfg = model_cfg(arch, width)

@@ -827,3 +827,20 @@ def test_sizes_read_as_words():
     assert size_words(500.0) == "500"
     assert size_words(float("nan")) == "full fold" and size_words(None) == "full fold"
     assert size_words(3280, full=True, dataset="gw") == "full fold (3,280 words)"
+
+
+def test_cost_fragment_gives_the_iteration_ratio_and_the_runs_ratios():
+    from afdm_lib.report.bench_page import cost_fragment
+
+    data = {"afdm_steps": 3, "afdm_ratio": 1, "models": "crnn_w0.25",
+            "crnn_w0.25_plain_step_ms": 10.0, "crnn_w0.25_afdm_rec_step_ms": 11.0,
+            "crnn_w0.25_afdm_adv_step_ms": 8.0, "crnn_w0.25_afdm_adv_reuse_step_ms": 6.0,
+            "run_cost_records": "results/cpu",
+            "run_cost_recognition_gw_500_w0.25_afdm_over_none_time": 2.99,
+            "run_cost_recognition_gw_500_w0.25_afdm_over_none_steps": 0.92,
+            "run_cost_recognition_gw_500_w0.25_afdm_seeds": 5}
+    text = cost_fragment(data)
+    row = next(line for line in text.splitlines() if line.startswith("| crnn_w0.25"))
+    # (11 + 3 x 8) / 10 = 3.50 at the study's setting; (11 + 6 / 2) / 10 = 1.40
+    assert row.split("|")[6].strip() == "3.50" and row.split("|")[7].strip() == "1.40"
+    assert "| recognition gw 500 w0.25 | 2.99 | 0.92 | 5 | – |" in text
