@@ -22,17 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def base_control_points(rows: int = 3, cols: int = 3) -> torch.Tensor:
-    """A regular rows x cols grid of (x, y) points spanning [-1, 1]^2: shape (K, 2)."""
-    ys = torch.linspace(-1.0, 1.0, rows, dtype=torch.float64)
-    xs = torch.linspace(-1.0, 1.0, cols, dtype=torch.float64)
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
-
-
 def tps_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """U(|a_i - b_j|) = r^2 log r^2 for point sets a (N, 2) and b (K, 2); U(0) = 0."""
-    r2 = (a[:, None, :] - b[None, :, :]).pow(2).sum(-1)
+    """U(|a_i - b_j|) = r^2 log r^2 for point sets a (..., N, 2) and b (K, 2): shape
+    (..., N, K); U(0) = 0."""
+    r2 = (a[..., :, None, :] - b[None, :, :]).pow(2).sum(-1)
     return torch.where(r2 > 0, r2 * torch.log(r2.clamp_min(1e-20)), torch.zeros_like(r2))
 
 
@@ -52,10 +45,12 @@ def tps_matrix(base: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return phi @ tps_inverse(base)[:, : base.shape[0]]
 
 
-def output_grid(height: int, width: int, dtype=torch.float64) -> torch.Tensor:
-    """(x, y) of every output pixel in grid_sample's align_corners=True coordinates."""
-    ys = torch.linspace(-1.0, 1.0, height, dtype=dtype)
-    xs = torch.linspace(-1.0, 1.0, width, dtype=dtype)
+def regular_grid(rows: int, cols: int, dtype=torch.float64) -> torch.Tensor:
+    """A regular rows x cols grid of (x, y) points spanning [-1, 1]^2, row by row: shape
+    (rows x cols, 2). The base control points P' (rows x cols of them) and the output
+    pixels (in grid_sample's align_corners=True coordinates) are both such grids."""
+    ys = torch.linspace(-1.0, 1.0, rows, dtype=dtype)
+    xs = torch.linspace(-1.0, 1.0, cols, dtype=dtype)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
 
@@ -69,16 +64,16 @@ class TPSGridGenerator(nn.Module):
 
     def __init__(self, rows: int = 3, cols: int = 3) -> None:
         super().__init__()
-        self.register_buffer("base", base_control_points(rows, cols).float())
+        self.register_buffer("base", regular_grid(rows, cols).float())  # P'
         # L^-1 restricted to the columns that multiply P (the zero rows of [P; 0] drop out)
-        self.register_buffer("inverse", tps_inverse(base_control_points(rows, cols))
+        self.register_buffer("inverse", tps_inverse(regular_grid(rows, cols))
                              [:, : rows * cols].float(), persistent=False)
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def matrix(self, height: int, width: int, device, dtype) -> torch.Tensor:
         key = (height, width, str(device), dtype)
         if key not in self._cache:
-            m = tps_matrix(self.base.double().cpu(), output_grid(height, width))
+            m = tps_matrix(self.base.double().cpu(), regular_grid(height, width))
             self._cache[key] = m.to(device=device, dtype=dtype)
         return self._cache[key]
 
@@ -89,13 +84,11 @@ class TPSGridGenerator(nn.Module):
             grid = torch.matmul(m, points)  # N x HW x 2
             return grid.view(points.shape[0], height, width, 2)
         # per-word spline: the output pixels in each word's own coordinates
-        out = output_grid(height, width, dtype=points.dtype).to(points.device)  # HW x 2
+        out = regular_grid(height, width, dtype=points.dtype).to(points.device)  # HW x 2
         s = scale.to(points.dtype).clamp_min(1e-3)[:, None]  # N x 1
         xw = (out[None, :, 0] + 1) / s - 1  # N x HW
         pts = torch.stack([xw, out[None, :, 1].expand_as(xw)], dim=-1)  # N x HW x 2
-        base = self.base.to(points.dtype)
-        r2 = (pts[:, :, None, :] - base[None, None]).pow(2).sum(-1)  # N x HW x K
-        u = torch.where(r2 > 0, r2 * torch.log(r2.clamp_min(1e-20)), torch.zeros_like(r2))
+        u = tps_kernel(pts, self.base.to(points.dtype))  # N x HW x K
         phi = torch.cat([u, torch.ones_like(xw)[..., None], pts], dim=-1)  # N x HW x K+3
         m = phi @ self.inverse.to(points.dtype)  # N x HW x K
         grid = m @ points  # word coordinates

@@ -165,7 +165,8 @@ from .bench_reference import ReferenceCRNN, ReferenceStep  # noqa: F401  (re-exp
 from .config import RunConfig
 from .data import BucketBatchSampler, WordDataset, collate, load_dataset
 from .results import environment, now, read_json, run_files, write_json
-from .train import Trainer, make_task, resolve_device, seed_everything, to_device
+from .tasks import make_task
+from .train import Trainer, resolve_device, seed_everything, to_device
 
 SCHEMA = "afdm-bench/2"
 

@@ -27,6 +27,12 @@ class RecognitionTask:
     def state(self) -> dict[str, Any]:
         return {"task": "recognition", "alphabet": self.alphabet.chars}
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any], decoder: str = "greedy",
+                   beam_width: int = 10) -> RecognitionTask:
+        """The task of a checkpoint (its :meth:`state`)."""
+        return cls(list(state["alphabet"]), decoder, beam_width)
+
     def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
              texts: list[str], warp=None, t_a: torch.Tensor | None = None) -> torch.Tensor:
         log_probs = model(images, widths, warp, t_a=t_a)

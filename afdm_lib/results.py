@@ -180,11 +180,22 @@ def code_version(commit: str, repo: Path = REPO) -> str:
 
 
 def file_sha256(path: str | Path) -> str | None:
-    """Hex sha256 of a file's bytes, or None when it cannot be read."""
+    """Hex sha256 of a file's bytes, or None when it cannot be read. Cached while the
+    file's size and modification time stay the same (datasets hash their sources often)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        st = os.stat(path)
+        return _sha256(str(path), st.st_size, st.st_mtime_ns)
     except OSError:
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: the cache key
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _normalise(name: str) -> str:

@@ -39,18 +39,29 @@ class SpottingTask:
     val_metric = "map_qbs"
     lower_is_better = False
 
-    def __init__(self, cfg: RunConfig, train: WordDataset) -> None:
-        self.phoc = PHOC.from_texts(train.texts, levels=parse_levels(cfg.phoc_levels),
-                                    n_bigrams=cfg.phoc_bigrams)
-        if not self.phoc.alphabet:
-            raise DataError(f"{train.name}: the training transcriptions are all empty; "
-                            f"no PHOC alphabet can be built")
+    def __init__(self, phoc: PHOC) -> None:
+        self.phoc = phoc
         self.num_outputs = self.phoc.dim
         self.bce = torch.nn.BCEWithLogitsLoss()
         self._cache: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def from_words(cls, cfg: RunConfig, train: WordDataset) -> SpottingTask:
+        """The task of a run: its PHOC built from the training cut's transcriptions."""
+        phoc = PHOC.from_texts(train.texts, levels=parse_levels(cfg.phoc_levels),
+                               n_bigrams=cfg.phoc_bigrams)
+        if not phoc.alphabet:
+            raise DataError(f"{train.name}: the training transcriptions are all empty; "
+                            f"no PHOC alphabet can be built")
+        return cls(phoc)
+
     def state(self) -> dict[str, Any]:
         return {"task": "spotting", **self.phoc.state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SpottingTask:
+        """The task of a checkpoint (its :meth:`state`): no training words needed."""
+        return cls(PHOC.from_state(state))
 
     def targets(self, texts: Sequence[str]) -> torch.Tensor:
         """PHOCs of ``texts`` as a (B, dim) float tensor (cached per word)."""

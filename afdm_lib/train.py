@@ -45,8 +45,8 @@ from .device import environment as device_environment
 from .device import resolve_device, seed_everything
 from .models import BlockModel, Warp, build_model
 from .probe import adversary_probe
-from .recognition import RecognitionTask
 from .results import RECORD, ResultsError, make_record, now, read_record, save_torch, write_json
+from .tasks import Task, make_task
 
 CHECKPOINT = "checkpoint.pt"
 # a checkpoint is written at the end of every epoch, after every validation (eval_every)
@@ -61,15 +61,6 @@ class DivergedError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (other model, truncated file)."""
-
-
-# --- tasks (RecognitionTask lives in recognition.py, SpottingTask in spotting.py) ----
-def make_task(cfg: RunConfig, train: WordDataset):
-    if cfg.task == "recognition":
-        return RecognitionTask(train.alphabet(), cfg.decoder, cfg.beam_width)
-    from .spotting import SpottingTask
-
-    return SpottingTask(cfg, train)
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -186,7 +177,7 @@ class Parts:
     """What a run trains: the task, the recognizer, the AFDM (None for ``none``) and
     their optimisers (``opt_afdm`` None unless ``afdm``)."""
 
-    task: Any
+    task: Task
     model: BlockModel
     afdm: AFDM | None
     opt: torch.optim.Optimizer
@@ -292,7 +283,7 @@ class Trainer:
         self.build(make_task(self.cfg, self.splits[0]), device)
         self._eval_data()
 
-    def build(self, task: Any, device: torch.device) -> Parts:
+    def build(self, task: Task, device: torch.device) -> Parts:
         """The recognizer for ``task``, its AFDM and both optimisers, on ``device``."""
         cfg = self.cfg
         model = build_model(cfg.arch, task.num_outputs, cfg.width, cfg.height,

@@ -27,10 +27,10 @@ from .afdm import AFDM, training_statistics
 from .config import RunConfig
 from .data import collate, load_dataset
 from .models import BlockModel, build_model
+from .tasks import Task, task_from_state
 from .train import (
     CHECKPOINT,
     CheckpointError,
-    RecognitionTask,
     build_afdm,
     load_checkpoint,
     train,
@@ -80,23 +80,6 @@ def train_tiny_afdm(out: str | Path | None = None, dataset: str = "digits-devana
     return out / CHECKPOINT
 
 
-def config_of(values: dict[str, Any]) -> RunConfig:
-    """The RunConfig of a stored config. Keys it predates take the values that reproduce
-    how it ran (``LEGACY_DEFAULTS``) where today's code still accepts them (a legacy
-    protocol number, say, is not a setting of the networks), today's default otherwise."""
-    from . import config
-
-    filled = dict(values)
-    for key, value in getattr(config, "LEGACY_DEFAULTS", {}).items():
-        if key not in filled:
-            try:
-                RunConfig.from_dict({**filled, key: value})
-            except (config.ConfigError, TypeError):
-                continue
-            filled[key] = value
-    return RunConfig.from_dict(filled)
-
-
 def load_warp_setup(checkpoint: str | Path) -> WarpSetup:
     """Rebuild the backbone and AFDM of a checkpoint written by the trainer."""
     path = Path(checkpoint)
@@ -106,7 +89,7 @@ def load_warp_setup(checkpoint: str | Path) -> WarpSetup:
         raise CheckpointError(f"{path}: no such checkpoint")
     ckpt = load_checkpoint(path)
     try:
-        cfg = config_of(ckpt["config"])
+        cfg = RunConfig.from_dict(RunConfig.with_defaults(ckpt["config"]))
     except Exception as exc:
         raise CheckpointError(f"{path}: its config cannot be read ({exc})") from exc
     state = ckpt["model"]
@@ -208,34 +191,14 @@ PROBE_LOSSES = ("loss_clean", "loss_random", "loss_random_matched", "loss_afdm")
 PROBE_WARP = ("shift_rel", "saturated", "diversity", "clamped")
 
 
-class _SpottingLoss:
-    """The PHOC regression loss of a spotting checkpoint, its PHOC rebuilt from the task
-    state (the training words that defined it are not needed)."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        from .phoc import PHOC
-
-        self.phoc = PHOC.from_state(state)
-        self.bce = torch.nn.BCEWithLogitsLoss()
-
-    def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
-             texts: list[str], warp=None) -> torch.Tensor:
-        logits = model(images, widths, warp)
-        target = torch.from_numpy(self.phoc.encode_batch(list(texts))).to(logits.device)
-        return self.bce(logits.float(), target.float())
-
-
-def task_loss(setup: WarpSetup):
-    """An object with the trainer's ``loss(model, images, widths, texts, warp)`` for the
-    checkpoint's task (CTC for recognition, PHOC BCE for spotting)."""
-    state = setup.task or {}
-    if setup.cfg.task == "recognition":
-        if "alphabet" not in state:
-            raise CheckpointError(f"{setup.checkpoint}: the checkpoint holds no alphabet")
-        return RecognitionTask(list(state["alphabet"]))
-    if "alphabet" not in state:
-        raise CheckpointError(f"{setup.checkpoint}: the checkpoint holds no PHOC")
-    return _SpottingLoss(state)
+def task_loss(setup: WarpSetup) -> Task:
+    """The checkpoint's task (CTC for recognition, PHOC BCE for spotting), rebuilt from
+    the state it saved: its ``loss(model, images, widths, texts, warp)``."""
+    try:
+        return task_from_state(setup.cfg, setup.task or {})
+    except KeyError as exc:
+        raise CheckpointError(f"{setup.checkpoint}: the checkpoint's task state lacks "
+                              f"{exc} (alphabet or PHOC)") from None
 
 
 def probe_checkpoint(checkpoint: str | Path, n_words: int = 64, draws: int = 5,

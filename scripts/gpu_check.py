@@ -138,7 +138,8 @@ def _build(cfg, ds, device):
     import torch
 
     from afdm_lib.models import build_model
-    from afdm_lib.train import apply_speed_options, build_afdm, make_task
+    from afdm_lib.tasks import make_task
+    from afdm_lib.train import apply_speed_options, build_afdm
 
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, ds)

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from afdm_lib.afdm import AFDM, LocalisationNet, TPSGridGenerator, base_control_points, tps_matrix
+from afdm_lib.afdm import AFDM, LocalisationNet, TPSGridGenerator, regular_grid, tps_matrix
 
 
 def test_tps_reproduces_its_control_points_exactly():
-    base = base_control_points(3, 4)
+    base = regular_grid(3, 4)
     targets = base + 0.2 * torch.randn(base.shape, dtype=torch.float64,
                                        generator=torch.Generator().manual_seed(0))
     m = tps_matrix(base, base)

@@ -234,12 +234,12 @@ def test_paper_numbers_table_is_empty():
 def test_identity_warp_leaves_the_image_alone():
     import numpy as np
 
-    from afdm_lib.afdm import base_control_points
+    from afdm_lib.afdm import regular_grid
 
     img = np.random.default_rng(0).random((16, 40)).astype(np.float32)
-    out = warp_gallery.warp_image(img, base_control_points(3, 3).numpy(), 3, 3)
+    out = warp_gallery.warp_image(img, regular_grid(3, 3).numpy(), 3, 3)
     assert np.allclose(out, img, atol=1e-4)
-    moved = warp_gallery.warp_image(img, base_control_points(3, 3).numpy() + 0.1, 3, 3)
+    moved = warp_gallery.warp_image(img, regular_grid(3, 3).numpy() + 0.1, 3, 3)
     assert not np.allclose(moved, img, atol=1e-2)
 
 

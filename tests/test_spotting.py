@@ -76,7 +76,7 @@ def toy_batch(n: int = 6):
 def test_forward_backward_every_parameter_gets_a_gradient(arch, method):
     torch.manual_seed(0)
     (images, widths, texts), ds = toy_batch()
-    task = SpottingTask(toy_cfg(arch=arch), ds)
+    task = SpottingTask.from_words(toy_cfg(arch=arch), ds)
     model = build_model(arch, task.num_outputs, width=0.125, insert_after=2)
     afdm = None
     if method != "none":
@@ -152,7 +152,7 @@ def test_valid_widths_follow_the_two_poolings():
 def test_task_state_loss_and_evaluate():
     torch.manual_seed(0)
     (images, widths, texts), ds = toy_batch(12)
-    task = SpottingTask(toy_cfg(phoc_levels="1,2", phoc_bigrams=2), ds)
+    task = SpottingTask.from_words(toy_cfg(phoc_levels="1,2", phoc_bigrams=2), ds)
     assert task.phoc.alphabet == ("a", "b", "c") and len(task.phoc.bigrams) == 2
     assert task.num_outputs == 3 * 3 + 2 * 2
     state = task.state()
@@ -181,7 +181,7 @@ def test_empty_transcriptions_give_a_clear_error():
     ds = ToyWords("train", 2)
     ds.texts = ["", ""]
     with pytest.raises(DataError, match="training transcriptions are all empty"):
-        SpottingTask(toy_cfg(), ds)
+        SpottingTask.from_words(toy_cfg(), ds)
 
 
 # --- end to end ----------------------------------------------------------------------

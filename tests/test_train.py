@@ -9,7 +9,8 @@ from afdm_lib.afdm import AFDM
 from afdm_lib.config import ConfigError, RunConfig
 from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
-from afdm_lib.train import CheckpointError, DivergedError, RecognitionTask, Trainer, lr_at, train
+from afdm_lib.recognition import RecognitionTask
+from afdm_lib.train import CheckpointError, DivergedError, Trainer, lr_at, train
 
 
 def fixed_batch(n=16):

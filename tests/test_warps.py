@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from afdm_lib import warps
-from afdm_lib.afdm import output_grid
+from afdm_lib.afdm import regular_grid
 from afdm_lib.report import warp_gallery
 from afdm_lib.results import read_record
 from afdm_lib.train import CheckpointError, load_checkpoint
@@ -72,7 +72,7 @@ def test_identity_points_give_the_regular_grid(setup, batch):
     afdm.max_shift = 0.0
     view = warps.warp_view(setup.model, afdm, images)
     h, w = view.features.shape[2:]
-    regular = output_grid(h, w).float().view(h, w, 2)
+    regular = regular_grid(h, w).float().view(h, w, 2)
     assert torch.allclose(view.grids[0, 0], regular, atol=1e-4)
     assert torch.allclose(view.warped, view.features, atol=1e-4)
 

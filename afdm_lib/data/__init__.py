@@ -165,16 +165,11 @@ def register(info: DatasetInfo) -> DatasetInfo:
 
 
 def _ensure_registered() -> None:
-    # importing the modules registers their datasets
-    from . import digits  # noqa: F401
-    try:
-        from . import real  # noqa: F401
-    except ImportError:
-        pass
-    try:
-        from . import synth  # noqa: F401
-    except ImportError:
-        pass
+    # importing the modules registers their datasets; one that cannot be imported is a
+    # broken install, so the error surfaces here rather than a dataset going missing
+    from . import digits  # noqa: F401, I001  (registry order: embedded, real, synthetic)
+    from . import banglawriting, gw, iam, iiit_hw, manifest, rimes  # noqa: F401
+    from . import synth  # noqa: F401
 
 
 def dataset_names() -> list[str]:

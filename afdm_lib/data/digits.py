@@ -9,13 +9,13 @@ Word ``i`` of a split depends only on (script, split, i): any size gives the sam
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from ..results import file_sha256
 from . import DataError, DatasetInfo, WordDataset, register
 
 SCRIPTS = {
@@ -51,10 +51,6 @@ def cmater_search_paths() -> list[Path]:
     return paths
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cmater_file(relpath: str, download: bool = True) -> Path:
     """Find (or download, sha256-checked) one CMATERdb npz file."""
     for base in cmater_search_paths():
@@ -66,7 +62,7 @@ def cmater_file(relpath: str, download: bool = True) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(".part")
             urllib.request.urlretrieve(CMATER_URL + relpath, tmp)  # noqa: S310
-            if _sha256(tmp) != CMATER_SHA256[relpath]:
+            if file_sha256(tmp) != CMATER_SHA256[relpath]:
                 tmp.unlink()
                 raise DataError(f"{CMATER_URL + relpath}: sha256 mismatch; refusing the file")
             tmp.replace(target)

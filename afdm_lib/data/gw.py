@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..results import file_sha256
 from . import DataError
 from ._real_base import (
     SIZE_SEED,
@@ -194,20 +195,6 @@ def carve_validation(n: int) -> set[int]:
     ceil(n/10) of one fixed permutation, the same for every run."""
     order = np.random.default_rng(SIZE_SEED).permutation(n)
     return set(order[: math.ceil(n / GW_VAL_SHARE)].tolist())
-
-
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a changed file re-hashes
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    return _sha256(str(path), st.st_size, st.st_mtime_ns)
 
 
 class CropStore:

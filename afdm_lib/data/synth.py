@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, features
 
+from ..results import file_sha256
 from . import DataError, DatasetInfo, WordDataset, normalise_text, register
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -347,13 +348,6 @@ def _font_files(paths: Sequence[str]) -> list[FontFile]:
 
 
 # --- provenance --------------------------------------------------------------------
-def _file_sha256(path: str | Path) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 @functools.cache
 def _debian_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
     """Installed Debian version of each package (None: not installed, or no dpkg)."""
@@ -394,7 +388,7 @@ def _fingerprint(script_name: str, wordlist: str | None,
     debian = _debian_versions((script.wordlist_package, *script.font_packages))
     fp: dict = {
         "dataset": f"synth-{script_name}",
-        "word_list": {"path": list_path, "sha256": _file_sha256(list_path) if list_path else None,
+        "word_list": {"path": list_path, "sha256": file_sha256(list_path) if list_path else None,
                       "package": script.wordlist_package,
                       "version": debian[script.wordlist_package]},
         "font_packages": {p: debian[p] for p in script.font_packages},
@@ -407,7 +401,7 @@ def _fingerprint(script_name: str, wordlist: str | None,
         fp["error"] = str(exc)
     else:
         fp["fonts"] = [{"split": split, "path": f.path, "family": f.family,
-                        "sha256": _file_sha256(f.path)}
+                        "sha256": file_sha256(f.path)}
                        for split in SPLIT_IDS for f in by_split.get(split, ())]
     # the digest is over the content only: identical data, identical digest
     fp["sha256"] = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()

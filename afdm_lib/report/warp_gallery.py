@@ -94,9 +94,9 @@ def random_warp_figure(images: list[np.ndarray], path: str | Path, max_shift: fl
     ``max_shift``: what ``method=random`` does to a feature map, drawn on the image;
     ``scale`` enlarges the panels (real words are wider than digit words)."""
     plt = _agg()
-    from ..afdm import base_control_points
+    from ..afdm import regular_grid
 
-    base = base_control_points(rows, cols).numpy()
+    base = regular_grid(rows, cols).numpy()
     rng = np.random.default_rng(seed)
     # one width for all words (blank padding on the right): one TPS matrix per figure
     width = max(img.shape[1] for img in images)
