@@ -94,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = config_from_args(args)
-    if not cfg.quiet:
+    if not cfg.quiet and cfg.device != "cpu":  # what `auto` or `cuda` resolved to
         from .config import ConfigError
         from .device import explain_device, resolve_device
 

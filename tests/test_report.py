@@ -671,6 +671,7 @@ seeds = [0, 1]
 methods = ["none", "afdm"]
 [mini.config]
 max_steps = 50
+warmup_steps = 10
 [[mini.grid]]
 datasets = ["digits-bangla"]
 train_sizes = [100]

@@ -176,7 +176,7 @@ def test_blocks_set_their_own_seeds_and_vary_one_key_at_a_time(tmp_path):
 
 def test_a_block_may_run_fewer_methods(tmp_path):
     path = _write_presets(tmp_path, "[p]\nseeds = [0]\nmethods = ['none', 'random', 'afdm']\n"
-                          "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
+                          "[p.config]\nwarmup_steps = 5\n[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
                           "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
                           "methods = ['random', 'afdm']\nvary = { insert_after = [0] }\n")
     cells = expand("p", path).cells
