@@ -531,7 +531,7 @@ def _run_local(specs: list[dict], jobs: int, on_done: Callable[[Outcome], None])
         futures = {pool.submit(run_cell, spec): spec for spec in specs}
         try:
             for fut in as_completed(futures):
-                on_done(_outcome(fut.result, futures[fut]))
+                on_done(outcome_of(fut.result, futures[fut]))
         except KeyboardInterrupt:
             for fut in futures:
                 fut.cancel()
@@ -555,7 +555,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _outcome(get: Callable[[], Outcome], spec: dict) -> Outcome:
+def outcome_of(get: Callable[[], Outcome], spec: dict) -> Outcome:
     """The worker's outcome, or a failed one if the worker itself died."""
     try:
         return get()
@@ -605,7 +605,7 @@ def _run_ray(specs: list[dict], jobs: int, address: str | None, device: str,
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 spec = pending.pop(ref)
-                outcome = _outcome(lambda ref=ref: ray.get(ref), spec)
+                outcome = outcome_of(lambda ref=ref: ray.get(ref), spec)
                 _write_back(spec, outcome)
                 on_done(outcome)
     finally:

@@ -238,7 +238,7 @@ class WarpExplorer:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        from .warps import _draw_grid, _extent
+        from .warps import draw_grid, grid_extent
 
         view, s = self.view(), self.state
         groups = self.shown_groups()
@@ -251,9 +251,9 @@ class WarpExplorer:
         colour = "tab:orange" if s.mode == "adversarial" else "tab:green"
         for col, g in enumerate(groups):
             ax = axes[0, col]
-            ax.imshow(1 - image.numpy(), cmap="gray", extent=_extent(), vmin=0, vmax=1,
+            ax.imshow(1 - image.numpy(), cmap="gray", extent=grid_extent(), vmin=0, vmax=1,
                       aspect="auto")
-            _draw_grid(ax, view.grids[s.word, g], colour, stride)
+            draw_grid(ax, view.grids[s.word, g], colour, stride)
             base, pts = view.base.numpy(), view.points[s.word, g].numpy()
             ax.scatter(base[:, 0], base[:, 1], s=30, facecolors="none", edgecolors="tab:blue")
             ax.scatter(pts[:, 0], pts[:, 1], s=14, color="tab:red")

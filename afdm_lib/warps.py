@@ -232,7 +232,7 @@ def script_fonts() -> list[str]:
     return ["DejaVu Sans"] + [name for name in SCRIPT_FONTS if name in installed]
 
 
-def _extent() -> list[float]:
+def grid_extent() -> list[float]:
     return [-1.0, 1.0, 1.0, -1.0]  # normalised coords, y down like the image
 
 
@@ -251,7 +251,7 @@ def plot_inputs(images: torch.Tensor, widths: torch.Tensor, texts: list[str]):
     return fig
 
 
-def _draw_grid(ax, grid: torch.Tensor, color: str, stride: int = 1) -> None:
+def draw_grid(ax, grid: torch.Tensor, color: str, stride: int = 1) -> None:
     """Draw a sampling grid (h x w x 2) as lines through its rows and columns."""
     g = grid.numpy()
     for r in range(0, g.shape[0], stride):
@@ -272,13 +272,13 @@ def plot_grids(view: WarpView, image: torch.Tensor | None = None, index: int = 0
     stride = stride or max(1, max(h, w) // 16)
     for group, ax in enumerate(axes[0]):
         if image is not None:
-            ax.imshow(1 - image[0].numpy(), cmap="gray", extent=_extent(), vmin=0, vmax=1,
+            ax.imshow(1 - image[0].numpy(), cmap="gray", extent=grid_extent(), vmin=0, vmax=1,
                       aspect="auto")
         else:
             c = view.features.shape[1] // g
             fmap = view.features[index, group * c:(group + 1) * c].mean(0).numpy()
-            ax.imshow(fmap, cmap="magma", extent=_extent(), aspect="auto")
-        _draw_grid(ax, view.grids[index, group], "tab:orange", stride)
+            ax.imshow(fmap, cmap="magma", extent=grid_extent(), aspect="auto")
+        draw_grid(ax, view.grids[index, group], "tab:orange", stride)
         base, pts = view.base.numpy(), view.points[index, group].numpy()
         ax.scatter(base[:, 0], base[:, 1], s=30, facecolors="none", edgecolors="tab:blue")
         ax.scatter(pts[:, 0], pts[:, 1], s=14, color="tab:red")
@@ -335,9 +335,9 @@ def plot_side_by_side(views: list[WarpView], image: torch.Tensor | None = None, 
         for group in range(g):
             ax = axes[row, group]
             if image is not None:
-                ax.imshow(1 - image[0].numpy(), cmap="gray", extent=_extent(), vmin=0, vmax=1,
+                ax.imshow(1 - image[0].numpy(), cmap="gray", extent=grid_extent(), vmin=0, vmax=1,
                           aspect="auto")
-            _draw_grid(ax, view.grids[index, group], "tab:orange" if row == 0 else "tab:green",
+            draw_grid(ax, view.grids[index, group], "tab:orange" if row == 0 else "tab:green",
                        stride)
             pts = view.points[index, group].numpy()
             ax.scatter(pts[:, 0], pts[:, 1], s=12, color="tab:red")

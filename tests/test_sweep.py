@@ -176,7 +176,8 @@ def test_blocks_set_their_own_seeds_and_vary_one_key_at_a_time(tmp_path):
 
 def test_a_block_may_run_fewer_methods(tmp_path):
     path = _write_presets(tmp_path, "[p]\nseeds = [0]\nmethods = ['none', 'random', 'afdm']\n"
-                          "[p.config]\nwarmup_steps = 5\n[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
+                          "[p.config]\nwarmup_steps = 5\n"
+                          "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
                           "[[p.grid]]\ndatasets = ['digits-latin']\ntrain_sizes = [10]\n"
                           "methods = ['random', 'afdm']\nvary = { insert_after = [0] }\n")
     cells = expand("p", path).cells
@@ -400,7 +401,7 @@ def test_a_dead_worker_still_gives_a_failed_record(tmp_path, tiny_cfg):
         raise OSError("worker process lost")
 
     spec = _spec(tmp_path, tiny_cfg)
-    out = sweep._outcome(lost, spec)
+    out = sweep.outcome_of(lost, spec)
     assert out["status"] == "failed" and "worker process lost" in out["error"]
     assert read_record(tmp_path / "run")["status"] == "failed"
 

@@ -28,8 +28,16 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from .figures import METHOD_STYLE, _save
-from .loading import Metric, Runs, _fmt_value, _relevant, _setting_keys, load_runs, sibling_results
+from .figures import METHOD_STYLE, save_figure
+from .loading import (
+    Metric,
+    Runs,
+    fmt_value,
+    load_runs,
+    matters_for,
+    setting_keys,
+    sibling_results,
+)
 from .pages import ABLATION_PRESET, headline_metric, provenance, study_runs
 from .stats import clipped_interval
 from .tables import fmt_cell, markdown_table
@@ -61,8 +69,8 @@ def ablation_runs(runs: Runs, ablation: Runs | None = None) -> pd.DataFrame:
 
 def varied_keys(data: pd.DataFrame) -> list[str]:
     """ABLATION_KEYS, then any other setting key in which the ablation runs differ."""
-    extra = sorted(k for k in _setting_keys(data) if k not in ABLATION_KEYS
-                   and data[f"config.{k}"].map(_fmt_value).nunique() > 1)
+    extra = sorted(k for k in setting_keys(data) if k not in ABLATION_KEYS
+                   and data[f"config.{k}"].map(fmt_value).nunique() > 1)
     return [k for k in ABLATION_KEYS if f"config.{k}" in data.columns] + extra
 
 
@@ -93,17 +101,17 @@ def study_base_runs(runs: Runs, ablation: pd.DataFrame, cell: tuple,
     if mine.empty or ablation.empty:
         return mine.iloc[0:0]
     fixed = {}
-    for key in _setting_keys(ablation):
+    for key in setting_keys(ablation):
         if key in base:
             continue
-        values = set(ablation[f"config.{key}"].map(_fmt_value))
+        values = set(ablation[f"config.{key}"].map(fmt_value))
         if len(values) == 1:
             fixed[key] = values.pop()
     target = {**fixed, **base}
 
     def matches(r: pd.Series) -> bool:
-        return all(f"config.{k}" in r.index and _fmt_value(r[f"config.{k}"]) == v
-                   for k, v in target.items() if _relevant(k, "afdm"))
+        return all(f"config.{k}" in r.index and fmt_value(r[f"config.{k}"]) == v
+                   for k, v in target.items() if matters_for(k, "afdm"))
 
     return mine[mine.apply(matches, axis=1)]
 
@@ -117,13 +125,13 @@ def base_setting(data: pd.DataFrame, keys: list[str]) -> dict[str, str]:
         col = f"config.{key}"
         if col not in data.columns:
             continue
-        values = [_fmt_value(v) for v, m in zip(data[col], data["method"])
-                  if _relevant(key, m)]
+        values = [fmt_value(v) for v, m in zip(data[col], data["method"])
+                  if matters_for(key, m)]
         if not values:
             continue
         counts = pd.Series(values).value_counts()
         tied = sorted(counts[counts == counts.max()].index)
-        default = _fmt_value(defaults.get(key))
+        default = fmt_value(defaults.get(key))
         base[key] = default if default in tied else tied[0]
     return base
 
@@ -132,8 +140,8 @@ def assign(data: pd.DataFrame, base: dict[str, str]) -> pd.Series:
     """Per run: "" for the base, the key it varies, or "several" (not shown)."""
     out = []
     for _, r in data.iterrows():
-        diffs = [k for k in base if _relevant(k, r["method"])
-                 and _fmt_value(r[f"config.{k}"]) != base[k]]
+        diffs = [k for k in base if matters_for(k, r["method"])
+                 and fmt_value(r[f"config.{k}"]) != base[k]]
         out.append("" if not diffs else diffs[0] if len(diffs) == 1 else "several")
     return pd.Series(out, index=data.index, dtype=object)
 
@@ -173,13 +181,13 @@ def key_table(data: pd.DataFrame, sweep: pd.Series, key: str, base: dict[str, st
     none = by_seed("none")
     rows = []
     for method in ("random", "afdm"):
-        if not _relevant(key, method):
+        if not matters_for(key, method):
             continue
         mine = part[part["method"] == method]
         if not (sweep.loc[mine.index] == key).any():
             continue  # this method ran the base only: nothing varied to show
         own_base = by_seed(method)
-        for value, g in mine.groupby(mine[f"config.{key}"].map(_fmt_value)):
+        for value, g in mine.groupby(mine[f"config.{key}"].map(fmt_value)):
             values = g[col].dropna().astype(float).tolist()
             if not values:
                 continue
@@ -257,7 +265,7 @@ def plot_ablation(tables: dict[str, pd.DataFrame], none: tuple[float, float, flo
     axes[0][0].set_ylabel(metric.label)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def ablation_fragment(runs: Runs, figures: Path, figure_url: str,

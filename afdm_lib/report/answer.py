@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .forest import forest_rows, plot_forest
-from .loading import TASK_METRICS, Metric, Runs, _fmt_value
+from .loading import TASK_METRICS, Metric, Runs, fmt_value
 from .pages import headline_metric, study_runs, task_tests
 from .stats import BETTER, CAPPED, FEW, UNCLEAR, WORSE
 from .tables import cell_label, full_cells, size_words
@@ -64,7 +64,7 @@ def _values(data: pd.DataFrame, key: str) -> list[str]:
     col = f"config.{key}"
     if data.empty or col not in data.columns:
         return []
-    return sorted({_fmt_value(v) for v in data[col].dropna()})
+    return sorted({fmt_value(v) for v in data[col].dropna()})
 
 
 def answer_sentences(runs: Runs) -> list[str]:

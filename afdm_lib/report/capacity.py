@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..results import read_record
-from .figures import _save
+from .figures import save_figure
 from .loading import Runs, load_runs, sibling_results
 from .pages import study_runs
 from .stats import clipped_interval
@@ -90,7 +90,7 @@ def plot_capacity_curves(table: pd.DataFrame, path: Path, title: str) -> Path | 
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def capacity_fragment(runs: Runs, figures: Path, figure_url: str,

@@ -58,10 +58,10 @@ def plot_vs_size(agg: pd.DataFrame, metric: Metric, dataset: str, path: str | Pa
                  + ": mean over seeds, 95% interval", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     """Write a figure (folders made as needed) and free it."""
     import matplotlib.pyplot as plt
 
@@ -154,4 +154,4 @@ def plot_curves(runs: pd.DataFrame, dataset: str, train_size: int, path: str | P
             a.set_ylim(low, high)
     axes[0][0].set_ylabel(label)
     fig.suptitle(f"{dataset}, {train_size} training words: one line per seed", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -12,8 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import EXECUTION_KEYS, RunConfig
-from ..config import matters_for as _relevant
+from ..config import EXECUTION_KEYS, RunConfig, matters_for
 from ..results import read_json, read_record, run_files
 
 
@@ -83,7 +82,7 @@ def sibling_results(results_dir: str | Path, name: str) -> Path | None:
     return None
 
 
-def _setting_keys(df: pd.DataFrame) -> list[str]:
+def setting_keys(df: pd.DataFrame) -> list[str]:
     skip = set(IDENTITY) | set(IGNORED)
     return sorted(c[len("config."):] for c in df.columns
                   if c.startswith("config.") and c[len("config."):] not in skip)
@@ -99,16 +98,16 @@ def _reference_values(df: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str
         ref: dict[str, Any] = {}
         for key in keys:
             values = [v for v, m in zip(part[f"config.{key}"], part["method"])
-                      if _relevant(key, m)]
+                      if matters_for(key, m)]
             counts: dict[str, tuple[int, Any]] = {}
             for v in values:
-                label = _fmt_value(v)
+                label = fmt_value(v)
                 counts[label] = (counts.get(label, (0, v))[0] + 1, v)
             if not counts:
                 continue
             top = max(c for c, _ in counts.values())
             tied = [label for label, (c, _) in counts.items() if c == top]
-            default = _fmt_value(defaults.get(key))
+            default = fmt_value(defaults.get(key))
             ref[key] = default if default in tied else sorted(tied)[0]
             if key == "protocol":
                 # a newer trainer protocol supersedes the old one as soon as a cell has a
@@ -118,7 +117,7 @@ def _reference_values(df: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str
     return refs
 
 
-def _fmt_value(v: Any) -> str:
+def fmt_value(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "None"
     # pandas stores ints as floats in a column with missing values: show 300, not 300.0
@@ -202,15 +201,15 @@ def load_runs(results_dir: str | Path) -> Runs:
     failed = df[df["status"] != "ok"].reset_index(drop=True)
     ok = df[df["status"] == "ok"].reset_index(drop=True)
     if not ok.empty:
-        keys = _setting_keys(ok)
+        keys = setting_keys(ok)
         refs = _reference_values(ok, keys)
         settings, labels = [], []
         for _, row in ok.iterrows():
             ref = refs[(row["task"], row["dataset"], row["train_size"])]
             diff = tuple(sorted(
-                (k, _fmt_value(row[f"config.{k}"])) for k in keys
-                if k in ref and _relevant(k, row["method"])
-                and _fmt_value(row[f"config.{k}"]) != ref[k]))
+                (k, fmt_value(row[f"config.{k}"])) for k in keys
+                if k in ref and matters_for(k, row["method"])
+                and fmt_value(row[f"config.{k}"]) != ref[k]))
             settings.append(diff)
             labels.append(", ".join(f"{k}={v}" for k, v in diff))
         ok["setting_items"] = settings

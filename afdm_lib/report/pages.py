@@ -14,17 +14,17 @@ from .loading import (
     TASK_METRICS,
     Metric,
     Runs,
-    _fmt_value,
-    _setting_keys,
+    fmt_value,
+    setting_keys,
 )
 from .stats import aggregate, paired_tests, verdicts, weak_rows_sentence
 from .tables import (
     CLIPPED_MARK,
-    _size_label,
     cell_label,
     markdown_table,
     paper_table,
     plateau_table,
+    size_label,
     summary_table,
     verdict_summary,
     verdict_table,
@@ -161,9 +161,9 @@ def config_fragment(runs: pd.DataFrame) -> str:
     if runs.empty:
         return ""
     rows = []
-    for key in _setting_keys(runs):
-        values = sorted({_fmt_value(v) for v in runs[f"config.{key}"]})
-        default = _fmt_value(RunConfig().to_dict().get(key))
+    for key in setting_keys(runs):
+        values = sorted({fmt_value(v) for v in runs[f"config.{key}"]})
+        default = fmt_value(RunConfig().to_dict().get(key))
         rows.append([key, ", ".join(values), default])
     return markdown_table(["parameter", "values used", "RunConfig default"], rows)
 
@@ -358,7 +358,7 @@ def _capped_table(data: pd.DataFrame) -> str:
     for key, g in data.groupby(["dataset", "train_size", "setting", "method"], dropna=False):
         capped = g[g["ended"] == "cap"]
         if len(capped):
-            rows.append([key[0], _size_label(key[1]), key[2] or "main", key[3],
+            rows.append([key[0], size_label(key[1]), key[2] or "main", key[3],
                          f"{len(capped)} of {len(g)}",
                          ", ".join(str(int(s)) for s in sorted(capped["seed"]))])
     return ("These runs stopped at the step cap while validation was still improving, so "

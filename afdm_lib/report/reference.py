@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import RunConfig
-from .loading import IGNORED, _fmt_value
+from .loading import IGNORED, fmt_value
 from .tables import markdown_table
 
 PARAMETER_NOTES: dict[str, str] = {
@@ -79,7 +79,7 @@ def parameters_fragment() -> str:
             continue
         value = getattr(RunConfig(), f.name)
         note = PARAMETER_NOTES.get(f.name) or comments.get(f.name, "")
-        rows.append([f"`{f.name}`", f"`{_fmt_value(value)}`", note, "this study"])
+        rows.append([f"`{f.name}`", f"`{fmt_value(value)}`", note, "this study"])
     return markdown_table(["parameter", "default", "meaning", "source"], rows)
 
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import METHODS
-from ..config import matters_for as _relevant
+from ..config import METHODS, matters_for
 from ..results import read_record
 from .figures import CURVE_KEYS
 from .forest import forest_rows, plot_forest
@@ -30,7 +29,7 @@ from .loading import (
     TASK_METRICS,
     Metric,
     Runs,
-    _fmt_value,
+    fmt_value,
     load_runs,
     sibling_results,
 )
@@ -64,8 +63,8 @@ def base_configs(base: pd.DataFrame) -> dict[str, dict[str, str]]:
     for task, part in base.groupby("task"):
         ref = {}
         for key in _keys(part):
-            values = [_fmt_value(v) for v, m in zip(part[f"config.{key}"], part["method"])
-                      if _relevant(key, m)]
+            values = [fmt_value(v) for v, m in zip(part[f"config.{key}"], part["method"])
+                      if matters_for(key, m)]
             if values:
                 ref[key] = Counter(values).most_common(1)[0][0]
         refs[task] = ref
@@ -74,8 +73,8 @@ def base_configs(base: pd.DataFrame) -> dict[str, dict[str, str]]:
 
 def regime_items(config: dict[str, Any], method: str, ref: dict[str, str]) -> tuple:
     """The (key, value) pairs in which a run's config leaves its task's base config."""
-    return tuple(sorted((k, _fmt_value(config.get(k))) for k in ref
-                        if _relevant(k, method) and _fmt_value(config.get(k)) != ref[k]))
+    return tuple(sorted((k, fmt_value(config.get(k))) for k in ref
+                        if matters_for(k, method) and fmt_value(config.get(k)) != ref[k]))
 
 
 def regime_runs(study: Runs, regimes: Runs | None, dataset: str = DATASET) -> pd.DataFrame:
@@ -153,7 +152,7 @@ def regime_table(df: pd.DataFrame, planned: dict[tuple, int]) -> pd.DataFrame:
         # a cell that changes only warp keys (image-space warping) has no `none` of its
         # own: `none` never warps, so its runs are the base's of the same size
         keys = [kv.split("=", 1)[0] for kv in setting.split(", ")] if setting else []
-        warp_only = bool(keys) and not any(_relevant(k, "none") for k in keys)
+        warp_only = bool(keys) and not any(matters_for(k, "none") for k in keys)
         none_part = part if not warp_only else df[
             (df["task"] == task) & (df["arch"] == arch) & (df["dataset"] == dataset)
             & (df["train_size"] == size) & (df["setting"] == "") & (df["method"] == "none")]

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..config import matters_for
 from ..results import code_version
-from .loading import ALPHA, BASELINES, Metric, _relevant
+from .loading import ALPHA, BASELINES, Metric
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -159,7 +160,7 @@ def paired_tests(runs: pd.DataFrame, metric: Metric, method: str = "afdm",
                    r["setting_items"])] = r
         groups: dict[tuple, list[tuple[pd.Series, pd.Series]]] = {}
         for _, r in ours.iterrows():
-            wanted = tuple(kv for kv in r["setting_items"] if _relevant(kv[0], baseline))
+            wanted = tuple(kv for kv in r["setting_items"] if matters_for(kv[0], baseline))
             key = (r["task"], r["arch"], r["dataset"], r["train_size"], r["seed"], wanted)
             if key in index:
                 row_key = (r["task"], r["arch"], r["dataset"], r["train_size"], r["setting"])

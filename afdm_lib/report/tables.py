@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import METHODS
-from .loading import Metric, _fmt_value
+from .loading import Metric, fmt_value
 from .stats import BETTER, CAPPED, FEW, UNCLEAR, WORSE
 
 
@@ -55,7 +55,7 @@ def _fmt_p(p: float) -> str:
     return "–" if p is None or math.isnan(p) else f"{p:.2g}"
 
 
-def _size_label(v: Any) -> str:
+def size_label(v: Any) -> str:
     return "?" if pd.isna(v) else str(int(v))
 
 
@@ -101,7 +101,7 @@ def summary_table(agg: pd.DataFrame, metric: Metric, dataset: str | None = None)
             # mark the best only when there is something to compare and not all tie
             marked = len(set(means)) > 1 and r["mean"] == best
             cells.append(f"**{cell}**" if marked else cell)
-        rows.append(([key[0]] if show_arch else []) + [_size_label(key[1])]
+        rows.append(([key[0]] if show_arch else []) + [size_label(key[1])]
                     + ([key[2] or "main"] if show_setting else []) + cells)
     return markdown_table(header, rows)
 
@@ -116,7 +116,7 @@ def tests_table(tests: pd.DataFrame, dataset: str | None = None) -> str:
                  "p t-test", "p Wilcoxon", "p Holm", "verdict"])
     rows = []
     for _, r in part.sort_values(["train_size", "setting", "baseline"]).iterrows():
-        rows.append([_size_label(r["train_size"])] + ([r["setting"] or "main"]
+        rows.append([size_label(r["train_size"])] + ([r["setting"] or "main"]
                                                        if show_setting else [])
                     + [r["baseline"], int(r["n"]),
                        fmt_cell(r["diff"], r["diff_low"], r["diff_high"], int(r["n"]),
@@ -155,7 +155,7 @@ def thin_sentence(tests: pd.DataFrame) -> str:
         return ""
     parts = []
     for dataset, g in few.groupby("dataset", sort=True):
-        sizes = ", ".join(_size_label(s) for s in sorted(set(g["train_size"])))
+        sizes = ", ".join(size_label(s) for s in sorted(set(g["train_size"])))
         parts.append(f"{dataset} at {sizes}")
     return (f"Not tested, fewer than two seed pairs ({len(few)} comparisons): "
             + "; ".join(parts) + " training words.\n")
@@ -192,7 +192,7 @@ def verdict_summary(tests: pd.DataFrame, metric: Metric) -> str:
             else:
                 text += (f"; where there is no significant difference, AFDM is better by at "
                          f"most {bound:.3f} {metric.label} (95%; the widest: {top['dataset']}, "
-                         f"{_size_label(top['train_size'])} training words)")
+                         f"{size_label(top['train_size'])} training words)")
         others = int(((g["verdict"] == FEW) | (g["verdict"] == CAPPED)).sum())
         if others:
             text += f"; {others} more not tested (too few seed pairs or a capped run)"
@@ -218,7 +218,7 @@ def cell_label(data: pd.DataFrame) -> Callable[[pd.Series], str]:
     widths: dict[tuple, str] = {}
     if not data.empty and "config.width" in data.columns:
         for key, g in data.groupby(["task", "arch", "dataset", "train_size"]):
-            widths[key] = "/".join(sorted({_fmt_value(w) for w in g["config.width"]}))
+            widths[key] = "/".join(sorted({fmt_value(w) for w in g["config.width"]}))
 
     def label(r: pd.Series) -> str:
         key = (r["task"], r["arch"], r["dataset"], r["train_size"])
@@ -232,7 +232,7 @@ def cell_label(data: pd.DataFrame) -> Callable[[pd.Series], str]:
 
 def default_cell(r: pd.Series) -> str:
     """A verdict row's cell: dataset and training size."""
-    return f"{r['dataset']}, {_size_label(r['train_size'])} words"
+    return f"{r['dataset']}, {size_label(r['train_size'])} words"
 
 
 def verdict_table(tests: pd.DataFrame, metric: Metric,
@@ -353,7 +353,7 @@ def plateau_table(runs: pd.DataFrame, task: str) -> str:
         if k:
             seeds = sorted(int(s) for s in g[g["metrics.plateau"].fillna(False)
                                              .astype(bool)]["seed"])
-            rows.append([key[0], _size_label(key[1]), key[2] or "main", key[3],
+            rows.append([key[0], size_label(key[1]), key[2] or "main", key[3],
                          f"{k} of {len(g)}", ", ".join(map(str, seeds))])
     return (f"{len(flagged)} of {len(part)} runs never left the plateau (best validation "
             f"CER > 0.9); they are included in the means above.\n\n"

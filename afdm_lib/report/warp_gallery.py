@@ -19,7 +19,7 @@ import pandas as pd
 from ..config import RunConfig
 from ..results import read_json, read_record, run_files
 from ..warps import PROBE_LOSSES, PROBE_WARP, probe_checkpoint
-from .figures import _save
+from .figures import save_figure
 from .loading import ReportError, sibling_results
 from .tables import markdown_table, size_words
 
@@ -109,7 +109,7 @@ def random_warp_figure(images: list[np.ndarray], path: str | Path, max_shift: fl
             pts = base + rng.uniform(-max_shift, max_shift, size=base.shape)
             _draw_panel(axes[i, j + 1], warp_image(img, pts, rows, cols), pts, base,
                         f"random warp {j + 1}" if i == 0 else "")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int = 3
@@ -258,7 +258,7 @@ def plot_probe(runs: Sequence[str | Path], path: str | Path | None = None,
         for ax in axes[0]:
             ax.text(0.5, 0.5, "no run", transform=ax.transAxes, ha="center")
     if path is not None:
-        return _save(fig, path)
+        return save_figure(fig, path)
     fig.tight_layout()
     return fig
 
