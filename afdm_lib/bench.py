@@ -462,6 +462,92 @@ def run_cost_ratios(results: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _peaks(benches: list[Bench], matmul_n: int, dev: torch.device, clock: Clock,
+           repeats: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """The fp32 and bf16 peaks at this thread count: GEMMs and every conv layer of every
+    benchmarked model on its batch (the MFU denominators)."""
+    layers = [layer for b in benches for layer in conv_layers(b.model, b.images, b.widths)]
+    say(f"peak: GEMMs up to n={matmul_n} and {len(layers)} conv layers (fp32)")
+    rec: dict[str, Any] = {"matmul_n": matmul_n}
+    rec.update(measure_peak(layers, matmul_n, torch.float32, dev, clock, max(repeats, 3)))
+    say("peak (bf16)")
+    # bf16 conv and im2col kernels only where bf16 is native: emulated, one takes seconds
+    bf16_gemm = matmul_peak(512, torch.bfloat16, dev, clock, 1)[0]
+    native = bf16_gemm >= 0.5 * rec["matmul_peak_gflops"]
+    bf16 = measure_peak(layers, matmul_n if native else 512, torch.bfloat16, dev, clock,
+                        max(repeats, 3) if native else 1, full=native)
+    for key in ("peak_gflops", "matmul_peak_gflops", "peak_gflops_cpu",
+                "matmul_peak_gflops_cpu"):
+        if key in bf16:
+            rec[key.replace("gflops", "gflops_bf16")] = bf16[key]
+    for suffix in ("", "_cpu"):
+        if f"peak_gflops{suffix}" in rec:
+            rec[f"peak_gflops_amp{suffix}"] = max(rec[f"peak_gflops{suffix}"],
+                                                  rec[f"peak_gflops_bf16{suffix}"])
+    return rec
+
+
+def _model_figures(rec: dict[str, Any], key: str, figures: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """One model's figures under its key, with its MFU against the measured peaks."""
+    out = {f"{key}_{k}": v for k, v in figures.items()}
+    for suffix in ("", "_cpu"):
+        if f"train_images_per_s{suffix}" not in figures:
+            continue
+        peak = rec[f"peak_gflops{suffix}"] * 1e9
+        out[f"{key}_mfu{suffix}"] = (
+            figures["flops_per_image"] * figures[f"train_images_per_s{suffix}"] / peak)
+        if f"reference_images_per_s{suffix}" in figures:
+            out[f"{key}_reference_mfu{suffix}"] = (
+                figures["reference_flops_per_image"]
+                * figures[f"reference_images_per_s{suffix}"] / peak)
+    return out
+
+
+def _reference_summary(rec: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The headline keys, taken from the first (reference) model."""
+    ref = keys[0]
+    out: dict[str, Any] = {"models": ",".join(keys), "reference_model": ref}
+    for suffix in ("", "_cpu"):
+        for name in ("afdm_overhead", "afdm_overhead_reuse", "afdm_overhead_study",
+                     "speedup_vs_reference"):
+            if f"{ref}_{name}{suffix}" in rec:
+                out[f"{name}{suffix}"] = rec[f"{ref}_{name}{suffix}"]
+    out["afdm_flops_ratio"] = rec[f"{ref}_afdm_flops_ratio"]
+    out["afdm_flops_ratio_reuse"] = rec[f"{ref}_afdm_flops_ratio_reuse"]
+    # with afdm_ratio=2 (one AFDM step per two recognizer steps), per recognizer step
+    for adv, name in (("adv", "afdm_overhead_at_ratio_2"),
+                      ("adv_reuse", "afdm_overhead_reuse_at_ratio_2")):
+        out[name] = (rec[f"{ref}_afdm_rec_step_ms"] + rec[f"{ref}_afdm_{adv}_step_ms"] / 2
+                     ) / rec[f"{ref}_plain_step_ms"]
+    return out
+
+
+def _switches(rec: dict[str, Any], ref: str, ref_cfg: RunConfig, ds: WordDataset, batch,
+              dev: torch.device, clock: Clock, repeats: int, warmup: int,
+              say: Callable[[str], None]) -> dict[str, Any]:
+    """The reference model's plain training rate with each speed switch (amp,
+    channels_last; compile on CUDA), its MFU and speed-up over the reference step."""
+    out: dict[str, Any] = {}
+    options: dict[str, dict[str, bool]] = {
+        "amp": {"amp": True}, "channels_last": {"channels_last": True}}
+    if dev.type == "cuda":  # compiling on CPU takes minutes and a C++ compiler
+        options.update({"compile": {"compile": True},
+                        "amp_channels_last": {"amp": True, "channels_last": True}})
+    for name, change in options.items():
+        say(f"{ref} with {name}")
+        rates = bench_switch(ref_cfg.replace(**change), ds, batch, dev, clock, repeats, warmup)
+        peak = "peak_gflops_amp" if change.get("amp") else "peak_gflops"
+        for suffix, rate in rates.items():
+            out[f"{ref}_train_images_per_s_{name}{suffix}"] = rate
+            out[f"{ref}_mfu_{name}{suffix}"] = (
+                rec[f"{ref}_flops_per_image"] * rate / (rec[peak + suffix] * 1e9))
+            if f"{ref}_reference_images_per_s{suffix}" in rec:
+                out[f"{ref}_speedup_vs_reference_{name}{suffix}"] = (
+                    rate / rec[f"{ref}_reference_images_per_s{suffix}"])
+    return out
+
+
 # --- the whole benchmark ----------------------------------------------------------------
 def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None = None,
               threads: int | None = None, dataset: str = "digits-devanagari",
@@ -519,64 +605,17 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
             return base.replace(task="recognition" if arch == "crnn" else "spotting",
                                 arch=arch, width=width)
 
-        # the peak, at this thread count: every conv layer of every model on this batch
-        layers = []
-        for arch, width in models:
-            b = Bench(model_cfg(arch, width), ds, batch, dev)
-            layers += conv_layers(b.model, b.images, b.widths)
-        say(f"peak: GEMMs up to n={matmul_n} and {len(layers)} conv layers (fp32)")
-        rec["matmul_n"] = matmul_n
-        rec.update(measure_peak(layers, matmul_n, torch.float32, dev, clock, max(repeats, 3)))
-        say("peak (bf16)")
-        # bf16 conv and im2col kernels only where bf16 is native: emulated, one takes
-        # seconds
-        bf16_gemm = matmul_peak(512, torch.bfloat16, dev, clock, 1)[0]
-        native = bf16_gemm >= 0.5 * rec["matmul_peak_gflops"]
-        bf16 = measure_peak(layers, matmul_n if native else 512, torch.bfloat16, dev, clock,
-                            max(repeats, 3) if native else 1, full=native)
-        for key in ("peak_gflops", "matmul_peak_gflops", "peak_gflops_cpu",
-                    "matmul_peak_gflops_cpu"):
-            if key in bf16:
-                rec[key.replace("gflops", "gflops_bf16")] = bf16[key]
-        for suffix in ("", "_cpu"):
-            if f"peak_gflops{suffix}" in rec:
-                rec[f"peak_gflops_amp{suffix}"] = max(rec[f"peak_gflops{suffix}"],
-                                                      rec[f"peak_gflops_bf16{suffix}"])
-        del layers
+        rec.update(_peaks([Bench(model_cfg(a, w), ds, batch, dev) for a, w in models],
+                          matmul_n, dev, clock, repeats, say))
 
-        keys = []
-        for arch, width in models:
-            key = model_key(arch, width)
-            keys.append(key)
+        keys = [model_key(arch, width) for arch, width in models]
+        for (arch, width), key in zip(models, keys):
             say(f"{key}")
             figures = bench_model(model_cfg(arch, width), ds, batch, dev, clock, repeats,
                                   warmup)
-            rec.update({f"{key}_{k}": v for k, v in figures.items()})
-            for suffix in ("", "_cpu"):
-                if f"{key}_train_images_per_s{suffix}" not in rec:
-                    continue
-                peak = rec[f"peak_gflops{suffix}"] * 1e9
-                rec[f"{key}_mfu{suffix}"] = (
-                    figures["flops_per_image"] * figures[f"train_images_per_s{suffix}"] / peak)
-                if f"reference_images_per_s{suffix}" in figures:
-                    rec[f"{key}_reference_mfu{suffix}"] = (
-                        figures["reference_flops_per_image"]
-                        * figures[f"reference_images_per_s{suffix}"] / peak)
+            rec.update(_model_figures(rec, key, figures))
         ref = keys[0]
-        rec["models"] = ",".join(keys)
-        rec["reference_model"] = ref
-        for suffix in ("", "_cpu"):
-            for name in ("afdm_overhead", "afdm_overhead_reuse", "afdm_overhead_study",
-                         "speedup_vs_reference"):
-                if f"{ref}_{name}{suffix}" in rec:
-                    rec[f"{name}{suffix}"] = rec[f"{ref}_{name}{suffix}"]
-        rec["afdm_flops_ratio"] = rec[f"{ref}_afdm_flops_ratio"]
-        rec["afdm_flops_ratio_reuse"] = rec[f"{ref}_afdm_flops_ratio_reuse"]
-        # with afdm_ratio=2 (one AFDM step per two recognizer steps), per recognizer step
-        for adv, name in (("adv", "afdm_overhead_at_ratio_2"),
-                          ("adv_reuse", "afdm_overhead_reuse_at_ratio_2")):
-            rec[name] = (rec[f"{ref}_afdm_rec_step_ms"] + rec[f"{ref}_afdm_{adv}_step_ms"] / 2
-                         ) / rec[f"{ref}_plain_step_ms"]
+        rec.update(_reference_summary(rec, keys))
 
         if records is not None and Path(records).is_dir():
             rec["run_cost_records"] = str(records)
@@ -584,25 +623,8 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
                 cell = row["cell"].replace(" ", "_")
                 rec.update({f"run_cost_{cell}_{k}": v for k, v in row.items() if k != "cell"})
         if switches:
-            arch, width = models[0]
-            ref_cfg = model_cfg(arch, width)
-            options: dict[str, dict[str, bool]] = {
-                "amp": {"amp": True}, "channels_last": {"channels_last": True}}
-            if dev.type == "cuda":  # compiling on CPU takes minutes and a C++ compiler
-                options.update({"compile": {"compile": True},
-                                "amp_channels_last": {"amp": True, "channels_last": True}})
-            for name, change in options.items():
-                say(f"{ref} with {name}")
-                rates = bench_switch(ref_cfg.replace(**change), ds, batch, dev, clock,
-                                     repeats, warmup)
-                peak = "peak_gflops_amp" if change.get("amp") else "peak_gflops"
-                for suffix, rate in rates.items():
-                    rec[f"{ref}_train_images_per_s_{name}{suffix}"] = rate
-                    rec[f"{ref}_mfu_{name}{suffix}"] = (
-                        rec[f"{ref}_flops_per_image"] * rate / (rec[peak + suffix] * 1e9))
-                    if f"{ref}_reference_images_per_s{suffix}" in rec:
-                        rec[f"{ref}_speedup_vs_reference_{name}{suffix}"] = (
-                            rate / rec[f"{ref}_reference_images_per_s{suffix}"])
+            rec.update(_switches(rec, ref, model_cfg(*models[0]), ds, batch, dev, clock,
+                                 repeats, warmup, say))
 
         say("data pipeline")
         rec.update(data_rate(dataset, words, height, batch_size, repeats, clock))

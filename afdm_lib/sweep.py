@@ -669,6 +669,31 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{sec:02d}s"
 
 
+def _pending(preset: str, cells: list[Cell], results: Path, sources: dict[str, str],
+             quiet: bool) -> tuple[list[dict], int, list[str]]:
+    """The run specs of the cells still to run, how many are done already, and the cells
+    another process is training (left alone). A folder holding another config is moved
+    aside first."""
+    specs, skipped, busy = [], 0, []
+    for cell in cells:
+        run_dir = results / "runs" / cell.cell_id
+        if is_done(run_dir, cell.config):
+            skipped += 1
+            continue
+        if _busy(run_dir):  # another process trains it: neither run it nor move it aside
+            busy.append(cell.cell_id)
+            continue
+        moved = _retire_stale(results, run_dir, cell.config)
+        if moved and not quiet:
+            print(f"{cell.cell_id}: its folder held another config; moved to {moved}",
+                  file=sys.stderr)
+        specs.append({"cell_id": cell.cell_id, "preset": preset,
+                      "config": cell.config.to_dict(), "run_dir": str(run_dir),
+                      "notebook": cell.notebook, "notebook_source": sources[cell.notebook],
+                      "kernel": KERNEL})
+    return specs, skipped, busy
+
+
 def run_sweep(preset: str | Preset, results: str | Path | None = None,
               executor: str = "local", jobs: int | None = None, address: str | None = None,
               device: str | None = None, quiet: bool = False, only: str | None = None,
@@ -705,23 +730,7 @@ def run_sweep(preset: str | Preset, results: str | Path | None = None,
     except OSError as exc:
         raise SweepError(f"{results}: cannot write results here ({exc.strerror})") from exc
     t0 = time.perf_counter()
-    specs, skipped, busy = [], 0, []
-    for cell in cells:
-        run_dir = results / "runs" / cell.cell_id
-        if is_done(run_dir, cell.config):
-            skipped += 1
-            continue
-        if _busy(run_dir):  # another process trains it: neither run it nor move it aside
-            busy.append(cell.cell_id)
-            continue
-        moved = _retire_stale(results, run_dir, cell.config)
-        if moved and not quiet:
-            print(f"{cell.cell_id}: its folder held another config; moved to {moved}",
-                  file=sys.stderr)
-        specs.append({"cell_id": cell.cell_id, "preset": preset.name,
-                      "config": cell.config.to_dict(), "run_dir": str(run_dir),
-                      "notebook": cell.notebook, "notebook_source": sources[cell.notebook],
-                      "kernel": KERNEL})
+    specs, skipped, busy = _pending(preset.name, cells, results, sources, quiet)
     # seed by seed, so that a sweep stopped part-way (the study takes many sessions) leaves
     # whole comparisons, paired by seed, rather than one method's runs; within a seed the
     # longest cells first, so that no long cell runs alone at the end (fewer idle cores)
