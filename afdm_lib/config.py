@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 TASKS = ("recognition", "spotting")
-ARCHS = {"recognition": ("crnn",), "spotting": ("phocnet", "tpp-phocnet")}
+ARCHS = {"recognition": ("crnn", "resnet-crnn"), "spotting": ("phocnet", "tpp-phocnet")}
 METHODS = ("none", "random", "afdm")
 DEVICES = ("cpu", "cuda", "auto")
 DECODERS = ("greedy", "beam")
@@ -209,8 +209,9 @@ class RunConfig:
     phoc_bigrams: int = 0
     # dropout before each PHOCNet FC layer (published: 0.5). This study's default is 0:
     # at 160 steps (500 words, 10 epochs) 0.5 kept the PHOC loss on its prior plateau
-    # (validation QbS mAP 0.06 vs 0.21 without, BatchNorm "all", width 0.25, Adam 1e-3)
-    fc_dropout: float = 0.0  # dropout before PHOCNet's FC layers (published 0.5)
+    # (validation QbS mAP 0.06 vs 0.21 without, BatchNorm "all", width 0.25, Adam 1e-3).
+    # resnet-crnn: dropout before its linear head (HTR-best-practices: 0.2)
+    fc_dropout: float = 0.0
     # execution
     device: str = "cpu"
     threads: int = 1
