@@ -135,6 +135,14 @@ def adversary_step(loss: Callable[[], torch.Tensor], recognizer: nn.Module, afdm
 
 
 # --- one alternation round, for a model with an inserted AFDM (afdm_lib.insert) ------------
+def _check_outside(model: nn.Module, afdm: AFDM) -> None:
+    inside = {id(q) for q in model.parameters()}
+    if any(id(q) in inside for q in afdm.parameters()):
+        # the frozen recognizer would freeze the AFDM too: it would silently never learn
+        raise ValueError("the AFDM's parameters are part of the model (is it registered as "
+                         "a submodule?); insert it with insert_afdm and keep it outside")
+
+
 @dataclass
 class RoundLosses:
     """What one :func:`alternation_round` did: the recognizer step's loss and the task
@@ -153,6 +161,7 @@ def adversary_updates(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hoo
     weights and buffers (BatchNorm statistics) are exactly as before
     (:func:`adversary_step`). ``loss_fn``: a closure that runs ``model`` on the batch and
     returns the scalar task loss. Returns the task loss before each update."""
+    _check_outside(model, hook.afdm)
     with hook.use("live"):
         return [adversary_step(loss_fn, model, hook.afdm, optimizer, penalty, margin, clip)
                 for _ in range(steps)]
@@ -176,6 +185,7 @@ def alternation_round(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hoo
     called once per step. ``opt_afdm=None`` (or a random-mode module): the recognizer
     step alone, e.g. the ``random`` control. ``clip``: gradient-norm clipping (0 = off).
     """
+    _check_outside(model, hook.afdm)
     with hook.use("frozen"):
         rec = recognizer_step(loss_fn, opt_model, list(model.parameters()), clip)
     adv: list[float | None] = []

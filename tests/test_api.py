@@ -195,6 +195,16 @@ def test_a_random_twin_inserted_the_same_way_is_the_random_control():
     assert losses.recognizer is not None and losses.adversary == []
 
 
+def test_an_afdm_registered_inside_the_model_is_refused():
+    # the adversary step freezes the model: an AFDM inside it would never be updated
+    model, afdm, hook, loss_fn, opt, opt_afdm = setup()
+    model.afdm = afdm
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="part of the model"):
+        alternation_round(loss_fn, model, hook, opt, opt_afdm)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # no step
+
+
 def test_insertion_errors_say_what_is_wrong():
     model = ColumnReader()
     with pytest.raises(ValueError, match="no submodule 'layer9'.*'stem'"):
