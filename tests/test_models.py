@@ -58,7 +58,7 @@ def test_resnet_crnn_layout_and_width_multiplier():
     assert full.block_channels == [32, 64, 64, 128, 128, 128, 256, 256]
     assert quarter.block_channels == [8, 16, 16, 32, 32, 32, 64, 64]
     assert sum(isinstance(b, ResidualBlock) for b in full.blocks) == 7
-    assert full.rnn.num_layers == 3 and full.rnn.hidden_size == 256
+    assert full.rnn.num_layers == 2 and full.rnn.hidden_size == 256
     assert quarter.rnn.hidden_size == 64
     # a frame per 4 input columns, as the CRNN; the sequence is the max over the rows
     x = torch.rand(2, 1, 32, 120)
