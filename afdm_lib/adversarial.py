@@ -12,17 +12,26 @@ the sampler into the features, not into the localisation net); the adversary ste
 maximises the same loss, minus a penalty that keeps the localisation net's tanh off
 saturation, while no weight and no BatchNorm statistic of the recognizer changes.
 :class:`afdm_lib.train.Trainer` runs the study with exactly these functions.
+
+For a model of your own, :func:`afdm_lib.insert.insert_afdm` puts the module after a
+named layer and :func:`alternation_round` runs one round (one recognizer step, ``k``
+adversary updates) on top of the same two steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .afdm import AFDM
+
+if TYPE_CHECKING:  # insert imports this module
+    from .insert import AFDMHook
 
 Warp = Callable[[torch.Tensor], torch.Tensor]
 
@@ -123,3 +132,63 @@ def adversary_step(loss: Callable[[], torch.Tensor], recognizer: nn.Module, afdm
             return None
         optimizer.step()
     return float(value.detach())
+
+
+# --- one alternation round, for a model with an inserted AFDM (afdm_lib.insert) ------------
+def _check_outside(model: nn.Module, afdm: AFDM) -> None:
+    inside = {id(q) for q in model.parameters()}
+    if any(id(q) in inside for q in afdm.parameters()):
+        # the frozen recognizer would freeze the AFDM too: it would silently never learn
+        raise ValueError("the AFDM's parameters are part of the model (is it registered as "
+                         "a submodule?); insert it with insert_afdm and keep it outside")
+
+
+@dataclass
+class RoundLosses:
+    """What one :func:`alternation_round` did: the recognizer step's loss and the task
+    loss before each adversary update (None where a step was skipped: loss or gradient
+    not finite, nothing updated)."""
+
+    recognizer: float | None
+    adversary: list[float | None] = field(default_factory=list)
+
+
+def adversary_updates(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hook: AFDMHook,
+                      optimizer: torch.optim.Optimizer, steps: int = 3, penalty: float = 0.1,
+                      margin: float = 1.5, clip: float = 0.0) -> list[float | None]:
+    """``steps`` updates of the inserted AFDM (``hook.afdm``) that maximise ``loss_fn()``,
+    every sample warped with live control points, the recognizer ``model`` frozen: its
+    weights and buffers (BatchNorm statistics) are exactly as before
+    (:func:`adversary_step`). ``loss_fn``: a closure that runs ``model`` on the batch and
+    returns the scalar task loss. Returns the task loss before each update."""
+    _check_outside(model, hook.afdm)
+    with hook.use("live"):
+        return [adversary_step(loss_fn, model, hook.afdm, optimizer, penalty, margin, clip)
+                for _ in range(steps)]
+
+
+def alternation_round(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hook: AFDMHook,
+                      opt_model: torch.optim.Optimizer,
+                      opt_afdm: torch.optim.Optimizer | None, steps: int = 3,
+                      penalty: float = 0.1, margin: float = 1.5,
+                      clip: float = 0.0) -> RoundLosses:
+    """One round of the paper's alternating training on one batch, as the study runs it:
+
+    1. a recognizer step (``opt_model``) on ``loss_fn()`` with a fraction ``hook.p_warp``
+       of the batch warped by the fixed AFDM (:func:`recognizer_step`);
+    2. ``steps`` adversary updates (``opt_afdm``) that maximise the same loss with the
+       recognizer frozen (:func:`adversary_updates`; the study's defaults: 3 updates,
+       penalty 0.1 beyond margin 1.5 on the pre-tanh outputs).
+
+    ``loss_fn()`` runs ``model`` (which holds the AFDM through ``hook``, see
+    :func:`afdm_lib.insert.insert_afdm`) on the batch and returns a scalar loss; it is
+    called once per step. ``opt_afdm=None`` (or a random-mode module): the recognizer
+    step alone, e.g. the ``random`` control. ``clip``: gradient-norm clipping (0 = off).
+    """
+    _check_outside(model, hook.afdm)
+    with hook.use("frozen"):
+        rec = recognizer_step(loss_fn, opt_model, list(model.parameters()), clip)
+    adv: list[float | None] = []
+    if opt_afdm is not None and hook.afdm.loc is not None and steps > 0:
+        adv = adversary_updates(loss_fn, model, hook, opt_afdm, steps, penalty, margin, clip)
+    return RoundLosses(rec, adv)

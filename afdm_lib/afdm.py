@@ -168,6 +168,22 @@ RANDOM_SHIFTS = ("uniform", "sign")
 class AFDM(nn.Module):
     """Adversarial Feature Deformation Module.
 
+    Shapes: ``forward(f)`` takes a feature map f of shape (B, C, H, W), ``C = channels``,
+    any H, W >= 2, and returns the warped map F' of the same shape (and dtype). Its
+    channels are split into ``groups`` of C / groups, each warped by its own thin-plate
+    spline through a ``rows`` x ``cols`` grid of control points (K = rows * cols), moved by
+    at most ``max_shift`` (normalised coordinates: 1.0 is half the map). After a forward,
+    ``last_points`` (B, groups, K, 2) holds the control points and ``last_grid``
+    (B * groups, H, W, 2) the sampling grid; ``grid.base`` (K, 2) the base points.
+
+    The defaults are this study's anti-collapse settings (``RunConfig``: afdm_loc_norm,
+    afdm_loc_bias, afdm_loc_leak; the study's trainer passes every option explicitly):
+    ``loc_norm=True`` BatchNorm on the localisation net's hidden layer, ``loc_bias=False``
+    no input-independent parameters (so the warp cannot collapse into one warp for every
+    word), ``loc_leak=0.1`` leaky rectifiers (units negative for every word stay
+    trainable). Without them a fast adversary froze into one constant saturated warp in
+    the study's runs. :meth:`random_twin` gives the ``random`` control of the same bound.
+
     ``forward(F)`` returns a warped tensor of F's shape. ``mode="adversarial"`` predicts
     control points with the localisation net: d = max_shift * tanh(raw + noise), where
     ``noise`` ~ N(0, noise^2) per sample is drawn only in training mode (the anti-collapse
@@ -186,8 +202,8 @@ class AFDM(nn.Module):
     def __init__(self, channels: int, groups: int = 4, rows: int = 3, cols: int = 3,
                  max_shift: float = 0.1, mode: str = "adversarial", hidden: int = 64,
                  noise: float = 0.0, random_shift: str = "uniform",
-                 random_scale: float = 1.0, loc_norm: bool = False,
-                 loc_bias: bool = True, loc_leak: float = 0.0) -> None:
+                 random_scale: float = 1.0, loc_norm: bool = True,
+                 loc_bias: bool = False, loc_leak: float = 0.1) -> None:
         super().__init__()
         if mode not in ("adversarial", "random"):
             raise ValueError(f"mode={mode!r}; choose 'adversarial' or 'random'")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def supported(rnn: nn.LSTM) -> bool:
@@ -55,3 +56,23 @@ def padded_bilstm(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> tor
         x = torch.cat(outs, dim=2)
     valid = torch.arange(steps, device=seq.device)[:, None] < lengths[None, :]
     return x * valid[..., None]
+
+
+def recurrent(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Run ``rnn`` over ``seq`` (T x B x C) of which sample b has ``lengths[b]`` real
+    frames (None: all T); returns T x B x (2 x hidden), zero past each length."""
+    # the LSTM runs in fp32 even under bf16 autocast (`amp`): cuDNN before 9.13 has
+    # no bf16 RNN, and the recurrence is the numerically delicate part
+    with torch.autocast(seq.device.type, enabled=False):
+        seq = seq.float()
+        if lengths is not None and seq.device.type == "cpu" and supported(rnn):
+            # the same LSTM unpacked: much faster on CPU (this module)
+            out = padded_bilstm(rnn, seq, lengths.clamp(max=seq.shape[0]))
+        elif lengths is not None:
+            packed = pack_padded_sequence(seq, lengths.clamp(max=seq.shape[0]).cpu(),
+                                          enforce_sorted=False)
+            out, _ = rnn(packed)
+            out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
+        else:
+            out, _ = rnn(seq)
+    return out

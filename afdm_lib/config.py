@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 TASKS = ("recognition", "spotting")
-ARCHS = {"recognition": ("crnn",), "spotting": ("phocnet", "tpp-phocnet")}
+ARCHS = {"recognition": ("crnn", "resnet-crnn"), "spotting": ("phocnet", "tpp-phocnet")}
 METHODS = ("none", "random", "afdm")
 DEVICES = ("cpu", "cuda", "auto")
 DECODERS = ("greedy", "beam")
@@ -145,7 +145,9 @@ class RunConfig:
     beam_width: int = 10
     phoc_levels: str = "2,3,4,5"  # PHOC unigram levels (Almazan et al. 2014)
     phoc_bigrams: int = 0  # most frequent training bigrams added at level 2
-    fc_dropout: float = 0.0  # before PHOCNet's FC layers (published 0.5; Deviations)
+    # dropout before PHOCNet's FC layers (published 0.5; Deviations) and before the
+    # resnet-crnn head (HTR-best-practices: 0.2)
+    fc_dropout: float = 0.0
     # execution
     device: str = "cpu"  # cpu | cuda | auto
     threads: int = 1  # torch CPU threads

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import bilstm
 from .blocks import BlockModel, Warp, conv_block, scaled
@@ -51,19 +50,5 @@ class CRNN(BlockModel):
                 warp: Warp | None = None, t_a: torch.Tensor | None = None) -> torch.Tensor:
         f = self.features(x, warp, t_a)  # B x C x h x T
         seq = f.mean(dim=2).permute(2, 0, 1)  # T x B x C (h is 1 at height 32)
-        # the LSTM runs in fp32 even under bf16 autocast (`amp`): cuDNN before 9.13 has
-        # no bf16 RNN, and the recurrence is the numerically delicate part
-        with torch.autocast(seq.device.type, enabled=False):
-            seq = seq.float()
-            if widths is not None and seq.device.type == "cpu" and bilstm.supported(self.rnn):
-                # the same LSTM unpacked: much faster on CPU (see afdm_lib/bilstm.py)
-                lengths = self.output_lengths(widths).clamp(max=seq.shape[0])
-                out = bilstm.padded_bilstm(self.rnn, seq, lengths)
-            elif widths is not None:
-                lengths = self.output_lengths(widths).clamp(max=seq.shape[0]).cpu()
-                packed = pack_padded_sequence(seq, lengths, enforce_sorted=False)
-                out, _ = self.rnn(packed)
-                out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
-            else:
-                out, _ = self.rnn(seq)
-        return self.head(out).log_softmax(-1)
+        lengths = None if widths is None else self.output_lengths(widths)
+        return self.head(bilstm.recurrent(self.rnn, seq, lengths)).log_softmax(-1)

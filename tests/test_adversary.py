@@ -80,7 +80,7 @@ def test_the_penalty_acts_only_beyond_the_margin(raw, margin, pulled_back):
     task, model = fitted_crnn(images, widths, texts, chars, steps=50)
 
     def bias_after_one_step(penalty: float) -> torch.Tensor:
-        afdm = AFDM(model.afdm_channels, groups=2, noise=0.0)
+        afdm = AFDM(model.afdm_channels, groups=2, noise=0.0, loc_bias=True)
         torch.nn.init.constant_(afdm.loc.out.bias, raw)  # weights 0: raw = bias for every word
         opt = torch.optim.SGD(afdm.parameters(), lr=1.0)
         warp = word_warp(afdm, widths, images.shape[-1], frozen=False)
@@ -155,7 +155,7 @@ def test_random_and_afdm_warp_the_same_samples():
     masks = []
     for mode in ("random", "adversarial"):
         gen = torch.Generator().manual_seed(3)
-        afdm = AFDM(8, groups=2, mode=mode, max_shift=0.3)
+        afdm = AFDM(8, groups=2, mode=mode, max_shift=0.3, loc_bias=True)
         if afdm.loc is not None:
             torch.nn.init.normal_(afdm.loc.out.bias, std=1.0)
         f = torch.randn(64, 8, 4, 12)
@@ -180,7 +180,7 @@ def test_random_displacements_are_symmetric_and_of_the_stated_size(shift, mean_r
 
 
 def test_the_warp_runs_in_fp32_under_bf16_autocast():
-    afdm = AFDM(16, groups=4)  # identity at initialisation
+    afdm = AFDM(16, groups=4, loc_bias=True)  # identity at initialisation
     f = torch.randn(3, 16, 8, 30).to(torch.bfloat16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = afdm(f, valid=torch.tensor([30, 22, 9]))
@@ -199,7 +199,7 @@ def test_the_warp_runs_in_fp32_under_bf16_autocast():
 
 def test_each_word_is_warped_over_its_own_width():
     torch.manual_seed(0)
-    afdm = AFDM(4, groups=1, mode="adversarial", max_shift=0.3)
+    afdm = AFDM(4, groups=1, mode="adversarial", max_shift=0.3, loc_bias=True)
     torch.nn.init.normal_(afdm.loc.out.bias, std=1.0)  # a fixed, input-independent warp
     afdm.loc.out.weight.data.zero_()
     narrow = torch.randn(1, 4, 6, 10)
@@ -219,7 +219,7 @@ def test_each_word_is_warped_over_its_own_width():
 
 def test_the_trainers_warp_hands_each_words_width_to_the_module():
     torch.manual_seed(0)
-    afdm = AFDM(4, groups=1, max_shift=0.3)
+    afdm = AFDM(4, groups=1, max_shift=0.3, loc_bias=True)
     torch.nn.init.normal_(afdm.loc.out.bias, std=1.0)  # a fixed warp
     f = torch.randn(2, 4, 6, 25)
     f[0, :, :, 10:] = 0.7  # the first word fills 10 of 25 columns (40 of 100 pixels)
@@ -352,11 +352,11 @@ def test_the_test_metric_comes_from_the_best_validation_state(tmp_path, tiny_cfg
 def test_the_probe_tells_a_collapsed_adversary_from_an_active_one():
     (images, widths, texts), chars = batch(8)
     task, model = fitted_crnn(images, widths, texts, chars, steps=150)
-    collapsed = AFDM(model.afdm_channels, groups=2, max_shift=0.2)
+    collapsed = AFDM(model.afdm_channels, groups=2, max_shift=0.2, loc_bias=True)
     torch.nn.init.constant_(collapsed.loc.out.bias, 50.0)  # one saturated corner warp
     p = adversary_probe(task, model, collapsed, images, widths, texts)
     assert p["saturated"] == 1.0 and p["diversity"] < 1e-4 and p["shift_rel"] > 0.99
-    active = AFDM(model.afdm_channels, groups=2, max_shift=0.2, loc_norm=True)
+    active = AFDM(model.afdm_channels, groups=2, max_shift=0.2, loc_norm=True, loc_bias=True)
     torch.nn.init.normal_(active.loc.out.weight, std=1.0)
     with torch.no_grad():  # running statistics of these words for the normalised net
         active.loc.norm.momentum = None

@@ -60,7 +60,7 @@ def test_gradient_reaches_the_localisation_net():
 @pytest.mark.parametrize("mode", ["adversarial", "random"])
 def test_displacements_stay_within_max_shift(mode):
     torch.manual_seed(0)
-    afdm = AFDM(8, groups=2, max_shift=0.07, mode=mode)
+    afdm = AFDM(8, groups=2, max_shift=0.07, mode=mode, loc_bias=True)
     if afdm.loc is not None:  # push the localisation net into saturation
         torch.nn.init.normal_(afdm.loc.out.weight, std=100.0)
         torch.nn.init.normal_(afdm.loc.out.bias, std=100.0)

@@ -35,3 +35,44 @@ def test_warp_explorer_runs_on_a_fresh_tiny_afdm(tmp_path):
     # the explorer's controls were built (a widget view; inert without a front end)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                for o in outputs)
+
+
+@pytest.mark.slow
+def test_the_afdm_in_your_model_tutorial_runs(tmp_path):
+    # the tutorial's custom backbone, AFDM inserted through the public API, a few rounds
+    import papermill
+
+    output = tmp_path / "afdm_in_your_model.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "afdm_in_your_model.ipynb"), str(output), kernel_name=KERNEL,
+        parameters={"warmup_steps": 10, "rounds": 10, "train_size": 64, "test_size": 16},
+        progress_bar=False, cwd=str(tmp_path), extra_arguments=["--log-level=ERROR"])
+    nb = json.loads(output.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join("".join(o.get("text", "")) for o in outputs)
+    assert "AFDMHook(after 'layer2', state='frozen'" in text
+    assert "20 steps in" in text and "test CER" in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the losses, and the warps of three test words
+
+
+def test_the_tutorial_is_committed_with_its_outputs_and_in_the_book():
+    # the book renders notebooks without executing them (book/_config.yml): the page
+    # shows the outputs stored in the notebook, so they must be there and error-free
+    from pathlib import Path
+
+    import yaml
+
+    source = NOTEBOOKS_DIR / "afdm_in_your_model.ipynb"
+    nb = json.loads(source.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", [])
+    outputs = [o for c in code for o in c["outputs"]]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+    book = Path(__file__).resolve().parents[1] / "book"
+    assert (book / "afdm_in_your_model.ipynb").resolve() == source.resolve()
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    using = next(p for p in toc["parts"] if p["caption"] == "Using it")
+    assert {"file": "afdm_in_your_model"} in using["chapters"]
