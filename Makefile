@@ -136,13 +136,13 @@ lock:
 	"$$tool/bin/pip" install -q pip-tools==$(PIP_TOOLS_VERSION) && \
 	extra=$$("$$tool/bin/python" scripts/torch_index.py --lock lock-pins.in --pip "$$tool/bin/pip") && \
 	CUSTOM_COMPILE_COMMAND="make lock" "$$tool/bin/pip-compile" --quiet --upgrade \
-	  --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --generate-hashes --allow-unsafe --strip-extras --extra study --extra dev \
 	  --no-emit-index-url --no-emit-find-links $$extra \
 	  --output-file $(LOCK_CPU) pyproject.toml lock-pins.in && \
 	"$$tool/bin/python" scripts/torch_index.py --lock $(LOCK_CPU) --pins-without-torch \
 	  > "$$tool/cpu-pins.txt" && \
 	PIP_FIND_LINKS=" " CUSTOM_COMPILE_COMMAND="make lock" "$$tool/bin/pip-compile" --quiet --upgrade \
-	  --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --generate-hashes --allow-unsafe --strip-extras --extra study --extra dev \
 	  --no-emit-index-url --no-emit-find-links -c "$$tool/cpu-pins.txt" \
 	  --output-file $(LOCK_CUDA) pyproject.toml lock-pins-cuda.in && \
 	sed -i "s|$$tool/cpu-pins.txt|$(LOCK_CPU)|" $(LOCK_CUDA)

@@ -3,20 +3,18 @@
 The backbones live in their own modules and import only their shared base
 (:mod:`afdm_lib.blocks`): ``crnn`` (:mod:`afdm_lib.crnn`), ``resnet-crnn``
 (:mod:`afdm_lib.resnet_crnn`), ``phocnet`` and ``tpp-phocnet`` (:mod:`afdm_lib.phocnet`).
-This module imports them all and re-exports the names callers use (``BlockModel``,
-``Warp``, ``CRNN``, ``ResNetCRNN``, ``PHOCNet``, ...), so
-``from afdm_lib.models import ...`` keeps working.
+This module imports them all; the base types (``BlockModel``, ``Warp``) are imported
+from :mod:`afdm_lib.blocks`.
 """
 
 from __future__ import annotations
 
-from .blocks import BlockModel, Warp, conv_block, scaled
+from .blocks import BlockModel
 from .crnn import CRNN
 from .phocnet import PHOCNet
 from .resnet_crnn import ResNetCRNN
 
-__all__ = ["ARCHS", "CRNN", "BlockModel", "PHOCNet", "ResNetCRNN", "Warp", "build_model",
-           "conv_block", "scaled"]
+__all__ = ["ARCHS", "build_model"]
 
 ARCHS = ("crnn", "resnet-crnn", "phocnet", "tpp-phocnet")
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .blocks import BlockModel
 from .config import RunConfig
 from .data import DataError, WordDataset
 from .metrics import cosine_distances, qbe_average_precisions, qbs_average_precisions
-from .models import BlockModel
 from .phoc import PHOC, parse_levels
 
 EXAMPLE_TOP = 5  # retrieved words listed per example query

@@ -38,12 +38,13 @@ from torch.utils.data import DataLoader
 
 from . import adversarial
 from .afdm import AFDM
+from .blocks import BlockModel, Warp
 from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised
 from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
 from .data.synth import dataset_fingerprint
 from .device import environment as device_environment
 from .device import resolve_device, seed_everything
-from .models import BlockModel, Warp, build_model
+from .models import build_model
 from .probe import adversary_probe
 from .results import RECORD, ResultsError, make_record, now, read_record, save_torch, write_json
 from .tasks import Task, make_task

@@ -24,9 +24,10 @@ import torch
 
 from .adversarial import valid_columns
 from .afdm import AFDM, training_statistics
+from .blocks import BlockModel
 from .config import RunConfig
 from .data import collate, load_dataset
-from .models import BlockModel, build_model
+from .models import build_model
 from .tasks import Task, task_from_state
 from .train import (
     CHECKPOINT,
