@@ -257,8 +257,13 @@ def test_tables_notebook_runs_on_a_results_folder(study: Path, tmp_path: Path):
 
 
 def test_headline_for_the_introduction(study: Path, tmp_path: Path):
-    text = report.headline_fragment(report.load_runs(study))
-    assert text.startswith("**Recognition** (CER):")
+    from afdm_lib.report.answer import study_tests
+    from afdm_lib.report.tables import verdict_summary, verdict_table
+
+    (tests,) = study_tests(report.load_runs(study))
+    assert tests.task == "recognition" and tests.metric.label == "CER"
+    text = verdict_summary(tests.tests, tests.metric) + "\n" + verdict_table(tests.tests,
+                                                                          tests.metric)
     # one compact verdict table: 100 words vs none and random, 300 words vs none
     rows = [line for line in text.splitlines() if line.startswith("| digits-bangla")]
     assert len(rows) == 3
@@ -272,7 +277,7 @@ def test_headline_for_the_introduction(study: Path, tmp_path: Path):
     sentences = " ".join(report.headline_sentences(report.load_runs(study).ok, "recognition"))
     assert "significantly beats `none` on CER in 1 of 2" in sentences
     (tmp_path / "empty").mkdir()
-    assert "No results yet" in report.headline_fragment(report.load_runs(tmp_path / "empty"))
+    assert study_tests(report.load_runs(tmp_path / "empty")) == []
 
 
 def test_provenance_names_the_preset_and_warns_about_quick(tmp_path):

@@ -53,7 +53,6 @@ from .loading import (
 from .pages import (
     ABLATION_PRESET,
     config_fragment,
-    headline_fragment,
     headline_metric,
     headline_sentences,
     problems_fragment,
@@ -92,7 +91,7 @@ __all__ = [
     "ADVERSARY_KEYS", "ALPHA", "BASELINES", "IDENTITY", "IGNORED", "METHOD_STYLE",
     "PARAMETER_NOTES", "TASK_METRICS", "WARP_KEYS", "WEAK_CER", "Metric", "ReportError",
     "Runs", "aggregate", "bench_fragment", "config_fragment",
-    "deviations_fragment", "find_bench", "fmt_cell", "headline_fragment",
+    "deviations_fragment", "find_bench", "fmt_cell",
     "headline_sentences", "holm", "load_runs", "markdown_table",
     "paired_tests", "paper_numbers_fragment", "parameters_fragment", "plateau_table",
     "plot_curves", "plot_vs_size", "problems_fragment", "provenance",

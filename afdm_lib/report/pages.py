@@ -26,7 +26,6 @@ from .tables import (
     plateau_table,
     size_label,
     summary_table,
-    verdict_summary,
     verdict_table,
 )
 
@@ -204,24 +203,6 @@ def headline_sentences(runs: pd.DataFrame, task: str) -> list[str]:
     if metric is None:
         return []
     return verdicts(task_tests(data, metric), metric)
-
-
-def headline_fragment(runs: Runs) -> str:
-    """The verdict table of every task, for the introduction."""
-    parts = []
-    for task in TASK_METRICS:
-        data = study_runs(runs.ok[runs.ok["task"] == task]) if not runs.ok.empty \
-            else runs.ok
-        metric = headline_metric(data, task)
-        if metric is None:
-            continue
-        tests = task_tests(data, metric)
-        summary = verdict_summary(tests, metric)
-        parts.append(f"**{task.capitalize()}** ({metric.label}):\n\n"
-                     + (summary + "\n" if summary else "") + verdict_table(tests, metric))
-    if not parts:
-        return "*No results yet: there is nothing to compare in this results folder.*\n"
-    return "\n".join(parts)
 
 
 def _method_note(metric: Metric) -> str:
