@@ -104,9 +104,18 @@ def verification_fragment(results_dir: str | Path, runs: pd.DataFrame) -> str:
             for s in STATUSES]
     rows.append(["not replayed", sum(1 for c in cells if c not in records)])
     out = [f"Replayed on commit {_commit(data)} (run code `{str(data.get('code_version'))[:16]}`"
-           f", {data.get('created', '?')}): each record's first steps re-run from its own "
-           f"config and seed, the learning curve compared exactly with the committed one.\n",
+           f", {data.get('created', '?')}, CPU {data.get('cpu', 'not named')}): each "
+           f"record's first steps re-run from its own config and seed, the learning curve "
+           f"compared exactly with the committed one.\n",
            markdown_table(["status", "records"], rows)]
+    other_cpu = sum(1 for c in cells if records.get(c, {}).get("status") == "differs"
+                    and records[c].get("same_cpu") is not True)
+    if other_cpu:
+        out.append(f"\n{other_cpu} of the records that differ were made on another kind of "
+                   f"CPU than the replay, or do not name theirs (records name it since "
+                   f"2026-12-07). Float rounding differs between CPU kinds (vector "
+                   f"extensions), so for these a difference says nothing about the code: "
+                   f"only a replay on the record's own kind of CPU can clear its flag.\n")
     bad = [(c, records[c]) for c in sorted(records) if records[c]["status"] != "match"]
     if bad:
         table = []
