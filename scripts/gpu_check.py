@@ -271,7 +271,8 @@ def _syncs(fn) -> int:
 def step_throughput(rep: Report, dry_run: bool) -> None:
     import torch
 
-    from afdm_lib.bench import Bench, Clock, data_rate
+    from afdm_lib.bench import Bench, data_rate
+    from afdm_lib.bench.kernels import Clock
     from afdm_lib.config import RunConfig
     from afdm_lib.device import seed_everything
     from afdm_lib.sweep import DATASET_SIZES, expand, plan

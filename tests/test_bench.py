@@ -10,16 +10,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from afdm_lib import bilstm
-from afdm_lib.bench import (
-    SCHEMA,
-    ReferenceCRNN,
-    conv_flops,
-    conv_layers,
-    model_key,
-    onednn_conv_impls,
-    peak_memory_mb,
-    run_bench,
-)
+from afdm_lib.bench import SCHEMA, model_key, peak_memory_mb, run_bench
+from afdm_lib.bench.kernels import conv_flops, conv_layers, onednn_conv_impls
+from afdm_lib.bench.reference import ReferenceCRNN
 from afdm_lib.config import RunConfig
 from afdm_lib.models import build_model
 from afdm_lib.train import train

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .blocks import scaled
-from .config import RunConfig
+from ..blocks import scaled
+from ..config import RunConfig
 
 
 # --- the reference implementation ----------------------------------------------------------

@@ -149,24 +149,21 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import bilstm
-from .bench_kernels import (  # noqa: F401  (re-exported: tests and callers use bench.X)
-    KERNEL_SECONDS,
+from .. import bilstm
+from ..config import RunConfig
+from ..data import BucketBatchSampler, WordDataset, collate, load_dataset
+from ..results import environment, now, read_json, run_files, write_json
+from ..tasks import make_task
+from ..train import Trainer, resolve_device, seed_everything, to_device
+from .kernels import (
     Clock,
-    conv_flops,
     conv_layers,
-    kernel_rate,
     matmul_peak,
     measure_peak,
     median,
     onednn_conv_impls,
 )
-from .bench_reference import ReferenceCRNN, ReferenceStep  # noqa: F401  (re-exported)
-from .config import RunConfig
-from .data import BucketBatchSampler, WordDataset, collate, load_dataset
-from .results import environment, now, read_json, run_files, write_json
-from .tasks import make_task
-from .train import Trainer, resolve_device, seed_everything, to_device
+from .reference import ReferenceStep
 
 SCHEMA = "afdm-bench/2"
 
