@@ -18,7 +18,7 @@ from afdm_lib.afdm import regular_grid
 from afdm_lib.report import warp_gallery
 from afdm_lib.results import read_record
 from afdm_lib.train import CheckpointError, load_checkpoint
-from afdm_lib.warp_explorer import WarpExplorer, find_runs
+from afdm_lib.warps.explorer import WarpExplorer, find_runs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -2,7 +2,7 @@
 adversary probe (does the learned warp act?) over training and on the kept checkpoints.
 
 The figures reuse the warp explorer's helpers (:mod:`afdm_lib.warps`); the explorer
-(:mod:`afdm_lib.warp_explorer`) reuses :func:`plot_probe`. Nothing here trains anything.
+(:mod:`afdm_lib.warps.explorer`) reuses :func:`plot_probe`. Nothing here trains anything.
 """
 
 from __future__ import annotations

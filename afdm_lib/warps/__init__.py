@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .adversarial import valid_columns
-from .afdm import AFDM, training_statistics
-from .blocks import BlockModel
-from .config import RunConfig
-from .data import collate, load_dataset
-from .models import build_model
-from .tasks import Task, task_from_state
-from .train import (
+from ..adversarial import valid_columns
+from ..afdm import AFDM, training_statistics
+from ..blocks import BlockModel
+from ..config import RunConfig
+from ..data import collate, load_dataset
+from ..models import build_model
+from ..tasks import Task, task_from_state
+from ..train import (
     CHECKPOINT,
     CheckpointError,
     build_afdm,
@@ -208,7 +208,7 @@ def probe_checkpoint(checkpoint: str | Path, n_words: int = 64, draws: int = 5,
     keys as ``record["curve"][i]["probe"]``) of a checkpoint, on the first ``n_words``
     words of ``split``: for checkpoints written before the trainer recorded it. A
     checkpoint of a ``random`` run is probed with its own random warp."""
-    from .probe import adversary_probe
+    from ..probe import adversary_probe
 
     setup = load_warp_setup(checkpoint)
     images, widths, texts = sample_words(setup.cfg, n_words, split)

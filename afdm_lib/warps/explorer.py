@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from .results import read_json, read_record, run_files
-from .train import CHECKPOINT
-from .warps import (
+from ..results import read_json, read_record, run_files
+from ..train import CHECKPOINT
+from . import (
     WarpSetup,
     WarpView,
     load_warp_setup,
@@ -238,7 +238,7 @@ class WarpExplorer:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        from .warps import draw_grid, grid_extent
+        from . import draw_grid, grid_extent
 
         view, s = self.view(), self.state
         groups = self.shown_groups()
@@ -289,7 +289,7 @@ class WarpExplorer:
     def probe_figure(self):
         """The probe over the selected run's training (:func:`plot_probe`), with its
         checkpoint's probe as hollow markers at the last step."""
-        from .report.warp_gallery import plot_probe
+        from ..report.warp_gallery import plot_probe
 
         run = self.state.run
         return plot_probe([run], None, {str(run): self.checkpoint_probe()})
