@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import normalise_text
-from ._real_base import (
+from .real import (
     SIZE_SEED,
     ImageWords,
     Problems,

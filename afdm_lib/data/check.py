@@ -25,7 +25,7 @@ SAMPLE_GENERATED = 200  # generated datasets: images decoded for the size statis
 
 
 def _is_generated(ds: WordDataset) -> bool:
-    from ._real_base import ImageWords
+    from .real import ImageWords
 
     return not isinstance(ds, ImageWords)
 

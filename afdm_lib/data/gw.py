@@ -46,7 +46,7 @@ from PIL import Image
 
 from ..results import file_sha256
 from . import DataError
-from ._real_base import (
+from .real import (
     SIZE_SEED,
     ImageWords,
     Problems,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import DataError
-from ._real_base import (
+from .real import (
     ImageWords,
     Problems,
     Sample,

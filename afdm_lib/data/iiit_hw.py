@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import DataError
-from ._real_base import ImageWords, list_loader, register_real, resolve_root
+from .real import ImageWords, list_loader, register_real, resolve_root
 
 IIIT_NAMES = {"train": ("train.txt",), "val": ("val.txt", "valid.txt", "validation.txt"),
               "test": ("test.txt",)}

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from . import DataError
-from ._real_base import (
+from .real import (
     ImageWords,
     Problems,
     Sample,

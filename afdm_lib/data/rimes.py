@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import DataError
-from ._real_base import ImageWords, list_loader, register_real, resolve_root
+from .real import ImageWords, list_loader, register_real, resolve_root
 
 RIMES_KEYS = {"train": "training", "val": "validation", "test": "test"}
 # the split's image folders, most specific first (the distribution's, then plain ones)

@@ -98,7 +98,7 @@ def raqm_available() -> bool:
     return bool(features.check("raqm"))
 
 
-def _require_raqm(script: Script) -> None:
+def require_raqm(script: Script) -> None:
     if script.block is not None and not raqm_available():
         raise DataError(
             f"synth-{script.name}: Pillow has no Raqm layout support here, so {script.label} "
@@ -315,7 +315,7 @@ def script_fonts(script_name: str, wordlist: str | None = None,
 def _script_fonts(script_name: str, wordlist: str | None, fonts: tuple[str, ...] | None,
                   dirs: tuple[str, ...]) -> dict[str, tuple[FontFile, ...]]:
     script = SCRIPTS[script_name]
-    _require_raqm(script)
+    require_raqm(script)
     alphabet = {c for w in vocabulary(script_name, wordlist) for c in w}
     if fonts is not None:
         table = _font_files(fonts)  # an explicit list: no folder scan

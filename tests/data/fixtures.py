@@ -394,8 +394,8 @@ def shared_gw() -> Path | None:
     path: ``$AFDM_DATA_ROOT/gw``, ``$AFDM_DATA_MIRROR/gw``, ``../shared/data/gw`` beside
     the checkout or the working directory, ``$AFDM_CACHE/gw``, ``~/data/gw``), or None.
     A clone elsewhere sets ``AFDM_DATA_MIRROR=/path/to/shared/data``."""
-    from afdm_lib.data._real_base import find_root
     from afdm_lib.data.gw import gw_layout
+    from afdm_lib.data.real import find_root
 
     def folds(p: Path) -> bool:
         layout = gw_layout(p)

@@ -13,7 +13,7 @@ import pytest
 from fixtures import SHARED_GW_MISSING, gw_page, shared_gw, write_gw_folds
 from PIL import Image
 
-from afdm_lib.data import DataError, _real_base, cut, gw, load_dataset
+from afdm_lib.data import DataError, cut, gw, load_dataset, real
 
 
 @pytest.fixture
@@ -83,9 +83,9 @@ def test_crop_cache_is_reused_and_keyed_by_the_files(tmp_path, cache, monkeypatc
     assert all(np.array_equal(a, again.raw_image(i)) for i, a in enumerate(images))
     # the cached words are the page's pixels made ink high, as read without the cache
     with Image.open(tmp_path / "gw" / "pages" / "270.jpg") as im:
-        page = np.asarray(_real_base.to_gray(im))
+        page = np.asarray(real.to_gray(im))
     x0, y0, x1, y1 = again.samples[0].box
-    assert np.array_equal(again.raw_image(0), _real_base.ink_high(page[y0:y1, x0:x1]))
+    assert np.array_equal(again.raw_image(0), real.ink_high(page[y0:y1, x0:x1]))
     uncached = gw.GWWords(again, None)
     assert all(np.array_equal(uncached.raw_image(i), again.raw_image(i))
                for i in range(len(again)))
@@ -142,7 +142,7 @@ def test_download_fallback_checks_sha256(tmp_path, cache, monkeypatch):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(gw, "fetch_url", offline)
-    monkeypatch.setattr(_real_base, "search_roots", lambda name: [tmp_path / "nowhere"])
+    monkeypatch.setattr(real, "search_roots", lambda name: [tmp_path / "nowhere"])
     with pytest.raises(DataError, match=r"download failed .*pages/NNN\.jpg.*folds/gw_cv.*"
                                         r"AFDM_DATA_MIRROR"):
         load_dataset("gw", None, "test", fold=1)

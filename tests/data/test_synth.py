@@ -105,8 +105,8 @@ def test_missing_word_list_names_the_apt_package(tmp_path):
 def test_no_raqm_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(synth, "raqm_available", lambda: False)
     with pytest.raises(DataError, match=r"libraqm0"):
-        synth._require_raqm(synth.SCRIPTS["bangla"])
-    synth._require_raqm(synth.SCRIPTS["latin"])  # Latin needs no shaping
+        synth.require_raqm(synth.SCRIPTS["bangla"])
+    synth.require_raqm(synth.SCRIPTS["latin"])  # Latin needs no shaping
 
 
 def test_fingerprint_names_fonts_and_word_list():
