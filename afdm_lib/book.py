@@ -135,7 +135,7 @@ def write_fragments(results_dir: Path, stage: Path) -> dict[str, Path]:
         "spotting": report.results_fragment(runs, "spotting", figures, url),
         "paper-numbers": report.paper_numbers_fragment(),
         "warps": warp_gallery.warps_fragment(results_dir, figures, url),
-        "bench": report.bench_fragment(report.find_bench(results_dir)),
+        "bench": report.bench_fragment(report.find_bench(results_dir), results_dir),
         "presets": presets_fragment(),
         "deviations": report.deviations_fragment(),
         "ablation": report.ablation_fragment(runs, figures, url,

@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import socket
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -335,3 +336,46 @@ def load_records(root: str | Path = "results"):
                     row[f"{part}.{key}"] = value
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def run_cost_ratios(results: str | Path) -> list[dict[str, Any]]:
+    """From the records under ``results``: per cell (task, dataset, training size, width),
+    the CPU time of a whole run (``train_seconds``, to convergence) of ``afdm`` and of
+    ``random`` over ``none`` of the same seed, the median over the seeds that have both.
+    A step's cost ratio is not a run's: methods converge after different step counts."""
+    cells: dict[tuple, dict[str, dict[int, tuple[float, int]]]] = {}
+    for path in run_files(results):
+        rec = read_json(path)
+        if not isinstance(rec, dict) or rec.get("status") != "ok":
+            continue
+        cfg, m = rec["config"], rec["metrics"]
+        size = cfg.get("train_size") or f"f{cfg.get('fraction')}"
+        key = (cfg["task"], cfg["dataset"], size, cfg.get("width"))
+        cells.setdefault(key, {}).setdefault(cfg["method"], {})[cfg["seed"]] = (
+            m["train_seconds"], m["steps"])
+    rows = []
+    for (task, dataset, size, width), methods in sorted(cells.items(), key=str):
+        none = methods.get("none", {})
+        row: dict[str, Any] = {"cell": f"{task} {dataset} {size} w{width}"}
+        for method in ("random", "afdm"):
+            seeds = sorted(set(none) & set(methods.get(method, {})))
+            if not seeds:
+                continue
+            mine = methods[method]
+            row[f"{method}_over_none_time"] = statistics.median(
+                [mine[s][0] / none[s][0] for s in seeds])
+            row[f"{method}_over_none_steps"] = statistics.median(
+                [mine[s][1] / none[s][1] for s in seeds])
+            row[f"{method}_seeds"] = len(seeds)
+        if len(row) > 1:
+            rows.append(row)
+    return rows
+
+
+def run_cost_keys(records: str | Path) -> dict[str, Any]:
+    """:func:`run_cost_ratios` as the flat keys ``afdm bench`` records (one table row)."""
+    out: dict[str, Any] = {"run_cost_records": str(records)}
+    for row in run_cost_ratios(records):
+        cell = row["cell"].replace(" ", "_")
+        out.update({f"run_cost_{cell}_{k}": v for k, v in row.items() if k != "cell"})
+    return out

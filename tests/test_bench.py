@@ -196,8 +196,7 @@ def test_onednn_implementations_are_read_from_its_log():
 
 
 def test_run_cost_ratios_pair_methods_by_seed(tmp_path):
-    from afdm_lib.bench import run_cost_ratios
-    from afdm_lib.results import write_json
+    from afdm_lib.results import run_cost_ratios, write_json
 
     def record(method: str, seed: int, seconds: float, steps: int) -> None:
         write_json(tmp_path / "runs" / f"{method}-s{seed}" / "record.json", {

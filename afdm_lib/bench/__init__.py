@@ -152,7 +152,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import bilstm
 from ..config import RunConfig
 from ..data import BucketBatchSampler, WordDataset, collate, load_dataset
-from ..results import environment, now, read_json, run_files, write_json
+from ..results import environment, now, run_cost_keys, write_json
 from ..tasks import make_task
 from ..train import Trainer, resolve_device, seed_everything, to_device
 from .kernels import (
@@ -426,39 +426,6 @@ def bench_switch(cfg: RunConfig, ds: WordDataset, batch, device: torch.device, c
     return out
 
 
-# --- what whole runs cost -------------------------------------------------------------------
-def run_cost_ratios(results: str | Path) -> list[dict[str, Any]]:
-    """From the records under ``results``: per cell (task, dataset, training size, width),
-    the CPU time of a whole run (``train_seconds``, to convergence) of ``afdm`` and of
-    ``random`` over ``none`` of the same seed, the median over the seeds that have both.
-    A step's cost ratio is not a run's: methods converge after different step counts."""
-    cells: dict[tuple, dict[str, dict[int, tuple[float, int]]]] = {}
-    for path in run_files(results):
-        rec = read_json(path)
-        if not isinstance(rec, dict) or rec.get("status") != "ok":
-            continue
-        cfg, m = rec["config"], rec["metrics"]
-        size = cfg.get("train_size") or f"f{cfg.get('fraction')}"
-        key = (cfg["task"], cfg["dataset"], size, cfg.get("width"))
-        cells.setdefault(key, {}).setdefault(cfg["method"], {})[cfg["seed"]] = (
-            m["train_seconds"], m["steps"])
-    rows = []
-    for (task, dataset, size, width), methods in sorted(cells.items(), key=str):
-        none = methods.get("none", {})
-        row: dict[str, Any] = {"cell": f"{task} {dataset} {size} w{width}"}
-        for method in ("random", "afdm"):
-            seeds = sorted(set(none) & set(methods.get(method, {})))
-            if not seeds:
-                continue
-            mine = methods[method]
-            row[f"{method}_over_none_time"] = median([mine[s][0] / none[s][0] for s in seeds])
-            row[f"{method}_over_none_steps"] = median([mine[s][1] / none[s][1] for s in seeds])
-            row[f"{method}_seeds"] = len(seeds)
-        if len(row) > 1:
-            rows.append(row)
-    return rows
-
-
 def _peaks(benches: list[Bench], matmul_n: int, dev: torch.device, clock: Clock,
            repeats: int, say: Callable[[str], None]) -> dict[str, Any]:
     """The fp32 and bf16 peaks at this thread count: GEMMs and every conv layer of every
@@ -559,7 +526,8 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
     ``threads``: torch CPU threads (default 1, the trainer's default, so that the figures
     describe a training run; the peak is measured at the same count); the other keyword
     arguments shrink the benchmark (tests). ``records``: a results folder whose whole runs'
-    CPU-time ratios (:func:`run_cost_ratios`) go into the record as ``run_cost_<cell>_*``.
+    CPU-time ratios (:func:`afdm_lib.results.run_cost_ratios`) go into the record as
+    ``run_cost_<cell>_*``.
     """
     t_start = time.perf_counter()
     kind = "quick" if quick else "full"
@@ -615,10 +583,7 @@ def run_bench(quick: bool = False, device: str = "cpu", out: str | Path | None =
         rec.update(_reference_summary(rec, keys))
 
         if records is not None and Path(records).is_dir():
-            rec["run_cost_records"] = str(records)
-            for row in run_cost_ratios(records):  # flat keys: the record is one table row
-                cell = row["cell"].replace(" ", "_")
-                rec.update({f"run_cost_{cell}_{k}": v for k, v in row.items() if k != "cell"})
+            rec.update(run_cost_keys(records))  # flat keys: the record is one table row
         if switches:
             rec.update(_switches(rec, ref, model_cfg(*models[0]), ds, batch, dev, clock,
                                  repeats, warmup, say))

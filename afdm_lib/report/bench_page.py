@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..results import read_json
+from ..results import read_json, run_cost_keys
 from .loading import ReportError
 from .tables import markdown_table
 
@@ -77,7 +77,7 @@ def cost_fragment(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
-def bench_fragment(path: Path | None) -> str:
+def bench_fragment(path: Path | None, records: str | Path | None = None) -> str:
     """The benchmark file as tables: the cost of an AFDM iteration and of whole runs, then
     every figure (its layout read generically: a list of rows, a dict holding such lists,
     or flat key/values)."""
@@ -89,6 +89,9 @@ def bench_fragment(path: Path | None) -> str:
         raise ReportError(f"{path}: cannot read the benchmark file ({exc})") from exc
     out = [f"From `{path.name}`.\n"]
     if isinstance(data, dict):
+        if records is not None and not any(k.startswith("run_cost_") for k in data):
+            # a benchmark file older than the run-cost keys: read them from the records
+            data = {**data, **run_cost_keys(records)}
         out.append(cost_fragment(data))
 
     def table(rows: list) -> str:
