@@ -144,7 +144,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import fnmatch
 
-    from .sweep import expand, format_plan, plan, run_sweep
+    from .plan import format_plan, plan
+    from .sweep import expand, run_sweep
 
     if args.plan:
         preset = expand(args.preset, device=args.device)

@@ -443,12 +443,14 @@ class Trainer:
 
     def _loss(self, images: torch.Tensor, widths: torch.Tensor, texts: list[str],
               warp: Warp | None, t_a: torch.Tensor | None = None):
+        """The batch's task loss as the closure the steps call (under bf16 autocast
+        when ``cfg.amp``)."""
         p = self.parts
-        return lambda: self._autocast_loss(p, images, widths, texts, warp, t_a)
 
-    def _autocast_loss(self, p: Parts, images, widths, texts, warp, t_a) -> torch.Tensor:
-        with self.autocast(images.device):
-            return p.task.loss(p.model, images, widths, texts, warp, t_a=t_a)
+        def loss() -> torch.Tensor:
+            with self.autocast(images.device):
+                return p.task.loss(p.model, images, widths, texts, warp, t_a=t_a)
+        return loss
 
     def recognizer_step(self, images: torch.Tensor, widths: torch.Tensor, texts: list[str],
                         warped: bool = False) -> float | None:

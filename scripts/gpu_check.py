@@ -275,7 +275,8 @@ def step_throughput(rep: Report, dry_run: bool) -> None:
     from afdm_lib.bench.kernels import Clock
     from afdm_lib.config import RunConfig
     from afdm_lib.device import seed_everything
-    from afdm_lib.sweep import DATASET_SIZES, expand, plan
+    from afdm_lib.plan import DATASET_SIZES, plan
+    from afdm_lib.sweep import expand
 
     device = _device(dry_run)
     seed_everything(0, device)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from afdm_lib import sweep
+from afdm_lib import plan, sweep
 from afdm_lib.config import METHODS, RunConfig
 from afdm_lib.results import (
     RECORD,
@@ -508,11 +508,11 @@ def test_gw_word_counts_of_the_plan_are_the_loaders():
     _ensure_registered()
     if not REGISTRY["gw"].available(None):
         pytest.skip("no George Washington copy at hand")
-    size = sweep.DATASET_SIZES["gw"]
+    size = plan.DATASET_SIZES["gw"]
     assert len(load_dataset("gw", None, "train", fold=2)) == size.train
     assert len(load_dataset("gw", None, "val", fold=2)) == size.val
     cfg = RunConfig(dataset="gw", train_size=None, fraction=0.1)
-    assert sweep.train_words(cfg) == 328 and sweep.planned_steps(cfg.replace(
+    assert plan.train_words(cfg) == 328 and plan.planned_steps(cfg.replace(
         batch_size=32, epochs=100)) == 1100
 
 
@@ -532,7 +532,7 @@ def test_paper_gw_is_gw_at_full_width_and_its_plan_fits_four_gpu_hours(capsys):
     assert {c.data_options["fold"] for c in cfgs} == {1, 2, 3, 4}
     ids = [c.cell_id for c in preset.cells]
     assert "recognition-crnn-gw-f0.1-afdm-fold3-s2" in ids and len(set(ids)) == len(ids)
-    rows = sweep.plan(preset)
+    rows = plan.plan(preset)
     assert all(r["warped"] > 0 for r, c in zip(rows, cfgs) if c.method != "none")
     assert all(r["adversary_steps"] > 0 for r, c in zip(rows, cfgs) if c.method == "afdm")
     total = sum(r["gpu_hours"] for r in rows)
