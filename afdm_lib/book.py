@@ -140,6 +140,8 @@ def write_fragments(results_dir: Path, stage: Path) -> dict[str, Path]:
         "deviations": report.deviations_fragment(),
         "ablation": report.ablation_fragment(runs, figures, url,
                                              report.find_ablation(results_dir)),
+        "steps-decision": report.steps_decision_fragment(runs,
+                                                         report.find_ablation(results_dir)),
         "capacity": report.capacity_fragment(runs, figures, url,
                                              report.find_capacity(results_dir)),
     }

@@ -563,8 +563,8 @@ def test_ablation_page(tmp_path: Path, study: Path):
                 rec["metrics"].update(saturated=0.8 + 0.1 * seed, diversity=0.01 * seed)
             write_json(run / "record.json", {**rec, "preset": "ablation"})
     found = report.find_ablation(results / "cpu")
-    assert found == results / "ablation"
-    assert report.find_ablation(results / "ablation") is None
+    assert found == [results / "ablation"]
+    assert report.find_ablation(results / "ablation") == []
     cpu = report.load_runs(results / "cpu")
     text = report.ablation_fragment(cpu, tmp_path / "fig", "fig", found)
     assert "### `groups`" in text and "### `max_shift`" in text
@@ -607,6 +607,48 @@ def test_ablation_page(tmp_path: Path, study: Path):
     assert "### `groups`" in report.ablation_fragment(loaded, tmp_path / "fig3", "fig")
     assert "No runs of the `ablation` preset" in report.ablation_fragment(
         report.load_runs(study), tmp_path / "fig", "fig")
+
+
+def test_steps_decision_pairs_each_setting_with_the_study_and_none(tmp_path: Path):
+    # the `steps` preset varies afdm_steps on its own cell, in its own folder: its runs
+    # join the ablation page, pair by seed with the study's afdm (afdm_steps 3) and none
+    # runs, and the decision table gives the run's CPU time over none's
+    results = tmp_path / "results"
+    for seed in range(3):
+        for method, cer, seconds, steps in (("none", 0.30, 100.0, 1000),
+                                            ("afdm", 0.28, 300.0, 1200)):
+            run = write_run(results / "cpu", f"{method}-{seed}", method=method, seed=seed,
+                            cer=cer + 0.01 * seed)
+            _edit_metrics(run, train_seconds=seconds * (seed + 1), steps=steps)
+        run = write_run(results / "steps", f"afdm-k1-{seed}", method="afdm", seed=seed,
+                        cer=0.26 + 0.01 * seed, afdm_steps=1)
+        _edit_metrics(run, train_seconds=150.0 * (seed + 1), steps=1100, saturated=0.1,
+                      diversity=0.3)
+        rec = json.loads((run / "record.json").read_text())
+        write_json(run / "record.json", {**rec, "preset": "steps"})
+    found = report.find_ablation(results / "cpu")
+    assert found == [results / "steps"]
+    cpu = report.load_runs(results / "cpu")
+    page = report.ablation_fragment(cpu, tmp_path / "fig", "fig", found)
+    assert "### `afdm_steps`" in page and "3 (base)" in page
+    table = report.steps_decision_fragment(cpu, found)
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:9]]
+            for line in table.splitlines() if line.startswith("| digits-bangla")}
+    assert set(rows) == {"1", "3 (study)"}
+    assert rows["1"][1] == "-0.020 [-0.020, -0.020] (n=3)"  # minus the study's setting
+    assert rows["1"][2] == "-0.040 [-0.040, -0.040] (n=3)"  # minus none
+    assert rows["1"][3] == "0.10 / 0.30"
+    assert rows["1"][4] == "1.50x" and rows["3 (study)"][4] == "3.00x"
+    assert rows["1"][5] == "1.10x" and rows["3 (study)"][5] == "1.20x"
+    assert rows["3 (study)"][1] == "–"
+    # a study folder without such runs says so
+    assert "No run varies `afdm_steps`" in report.steps_decision_fragment(cpu)
+
+
+def _edit_metrics(run: Path, **metrics) -> None:
+    rec = json.loads((run / "record.json").read_text())
+    rec["metrics"].update(metrics)
+    write_json(run / "record.json", rec)
 
 
 def test_committed_spotting_cell_at_1000_words_reads_every_pair():

@@ -33,7 +33,7 @@ Nothing here trains anything.
 from __future__ import annotations
 
 from ..config import ADVERSARY_KEYS, WARP_KEYS
-from .ablation import ABLATION_KEYS, ablation_fragment, find_ablation
+from .ablation import ABLATION_KEYS, ablation_fragment, find_ablation, steps_decision_fragment
 from .bench_page import bench_fragment, find_bench
 from .capacity import capacity_fragment, find_capacity
 from .coverage import coverage_fragment, coverage_table, sweep_preset
@@ -52,6 +52,7 @@ from .loading import (
 )
 from .pages import (
     ABLATION_PRESET,
+    ABLATION_PRESETS,
     config_fragment,
     headline_metric,
     headline_sentences,
@@ -98,7 +99,8 @@ __all__ = [
     "results_fragment", "summary_table", "t_interval", "tests_table", "verdicts",
     "weak_rows_sentence", "ABLATION_PRESET", "MIN_QBE_QUERIES", "bound_sentence",
     "clipped_interval", "headline_metric", "ABLATION_KEYS", "ablation_fragment",
-    "find_ablation", "capacity_fragment", "find_capacity", "coverage_fragment",
+    "find_ablation", "steps_decision_fragment", "ABLATION_PRESETS", "capacity_fragment",
+    "find_capacity", "coverage_fragment",
     "coverage_table", "sweep_preset",
     "paper_table", "study_runs", "verdict_table",
 ]

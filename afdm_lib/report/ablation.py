@@ -1,6 +1,7 @@
 """The Ablation page: which knob of the AFDM matters.
 
-The ``ablation`` sweep preset runs `afdm` on one low-resource cell from a base setting and
+The ``ablation`` sweep preset (and ``steps``, the same for ``afdm_steps`` on a digit cell)
+runs `afdm` on one low-resource cell from a base setting and
 varies one key at a time (:data:`ABLATION_KEYS` first, then any other key its runs vary).
 The base setting is the study's own AFDM recipe of that cell, so the base runs are the
 results folder's `afdm` runs of the cell that match the ablation runs in every key they
@@ -21,6 +22,8 @@ the adversary probe at the end of training (does the setting let the warp collap
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,7 @@ from .loading import (
     setting_keys,
     sibling_results,
 )
-from .pages import ABLATION_PRESET, headline_metric, provenance, study_runs
+from .pages import ABLATION_PRESETS, headline_metric, provenance, study_runs
 from .stats import clipped_interval
 from .tables import fmt_cell, markdown_table
 
@@ -48,21 +51,21 @@ ABLATION_KEYS = ("max_shift", "insert_after", "groups", "p_warp", "afdm_lr", "af
                  "afdm_loc_leak", "afdm_reuse_features")
 
 
-def find_ablation(results_dir: str | Path) -> Path | None:
-    """The ablation preset's results folder beside ``results_dir`` (``results/cpu`` ->
-    ``results/ablation``), if there is one."""
-    return sibling_results(results_dir, ABLATION_PRESET)
+def find_ablation(results_dir: str | Path) -> list[Path]:
+    """The folders of the ablation presets beside ``results_dir`` (``results/cpu`` ->
+    ``results/ablation``, ``results/steps``), those that exist."""
+    return [p for name in ABLATION_PRESETS
+            if (p := sibling_results(results_dir, name)) is not None]
 
 
-def ablation_runs(runs: Runs, ablation: Runs | None = None) -> pd.DataFrame:
-    """The ablation preset's finished runs: those of ``runs`` that carry the preset's
-    name, and every finished run of ``ablation`` (its own folder)."""
+def ablation_runs(runs: Runs, ablations: Sequence[Runs] = ()) -> pd.DataFrame:
+    """The ablation presets' finished runs: those of ``runs`` that carry one of their
+    names, and every finished run of each folder in ``ablations``."""
     parts = []
     ok = runs.ok
     if not ok.empty and "preset" in ok.columns:
-        parts.append(ok[ok["preset"] == ABLATION_PRESET])
-    if ablation is not None and not ablation.ok.empty:
-        parts.append(ablation.ok)
+        parts.append(ok[ok["preset"].isin(ABLATION_PRESETS)])
+    parts += [a.ok for a in ablations if not a.ok.empty]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -116,9 +119,13 @@ def study_base_runs(runs: Runs, ablation: pd.DataFrame, cell: tuple,
     return mine[mine.apply(matches, axis=1)]
 
 
-def base_setting(data: pd.DataFrame, keys: list[str]) -> dict[str, str]:
+def base_setting(data: pd.DataFrame, keys: list[str],
+                 study: pd.DataFrame | None = None) -> dict[str, str]:
     """Per varied key, the value most runs it matters for share (ties: the RunConfig
-    default): the setting every other run varies one key away from."""
+    default): the setting every other run varies one key away from. Where the ablation
+    runs all share one value of an ABLATION_KEYS key and the study's own `afdm` runs of
+    the cell (``study``) all share another, the base is the study's: a preset that runs
+    only the varied value (``steps``) still varies it away from the study's recipe."""
     defaults = RunConfig().to_dict()
     base = {}
     for key in keys:
@@ -133,6 +140,11 @@ def base_setting(data: pd.DataFrame, keys: list[str]) -> dict[str, str]:
         tied = sorted(counts[counts == counts.max()].index)
         default = fmt_value(defaults.get(key))
         base[key] = default if default in tied else tied[0]
+        if (study is not None and not study.empty and key in ABLATION_KEYS
+                and len(counts) == 1 and col in study.columns):
+            theirs = set(study[col].map(fmt_value))
+            if len(theirs) == 1:
+                base[key] = theirs.pop()
     return base
 
 
@@ -268,73 +280,157 @@ def plot_ablation(tables: dict[str, pd.DataFrame], none: tuple[float, float, flo
     return save_figure(fig, path)
 
 
-def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
-                      ablation_dir: str | Path | None = None) -> str:
-    """The generated body of the Ablation page: the ablation preset's runs of ``runs``
-    and of the folder ``ablation_dir`` (see :func:`find_ablation`), against the `none` and
-    `random` runs of the same cell in ``runs``."""
-    ablation = load_runs(ablation_dir) if ablation_dir is not None else None
-    data = ablation_runs(runs, ablation)
-    if data.empty:
-        return ("*No runs of the `ablation` preset yet* (looked for `results/ablation` "
-                "beside the results folder, and for records of that preset in it). "
-                "`afdm sweep --preset ablation --results results/ablation` runs them; this "
-                "page then shows, per varied key (" + ", ".join(f"`{k}`" for k in
-                                                             ABLATION_KEYS)
-                + "), the metric versus the key's value with 95% intervals.\n")
-    out = []
-    if ablation is not None:
-        out.append(provenance(ablation))
-    cells = data.groupby(["task", "arch", "dataset", "train_size"], dropna=False)
-    for cell_key, abl in cells:
-        task, arch, dataset, size = cell_key
+@dataclass
+class AblationCell:
+    """One ablated cell: its runs (the ablation's first, then the study's base runs and
+    baselines), which key each run varies (``sweep``), the base setting and the metric."""
+    task: str
+    arch: str
+    dataset: str
+    size: int
+    runs: pd.DataFrame
+    sweep: pd.Series
+    base: dict[str, str]
+    keys: list[str]
+    metric: Metric
+    study_base: int  # the study's own `afdm` runs at the base
+    folder_base: int  # base runs in the ablation folders
+
+    @property
+    def title(self) -> str:
+        return (f"{self.dataset}, {self.size} training words ({self.task}, {self.arch})")
+
+    def none_interval(self) -> tuple[float, float, float, bool, int]:
+        """`none` at the base: mean, clipped interval, whether clipped, n."""
+        col = f"metrics.{self.metric.key}"
+        values = self.runs[(self.runs["method"] == "none") & (self.sweep == "")][col]
+        values = values.dropna().astype(float).tolist()
+        return (*clipped_interval(values, self.metric.low, self.metric.high), len(values))
+
+
+def ablation_cells(runs: Runs, data: pd.DataFrame) -> Iterator[AblationCell]:
+    """The cells of the ablation runs ``data``, each with the study's base runs and the
+    `none`/`random` runs of the same cell from ``runs``."""
+    for cell_key, abl in data.groupby(["task", "arch", "dataset", "train_size"],
+                                      dropna=False):
         keys = varied_keys(abl)
-        base = base_setting(abl, keys)
+        base = base_setting(abl, keys, _cell_runs(runs, cell_key, ("afdm",)))
         own = study_base_runs(runs, abl, cell_key, base)
         refs = reference_runs(runs, cell_key)
         cell = pd.concat([p for p in (abl, own, refs) if not p.empty], ignore_index=True)
-        metric = headline_metric(cell, task)
+        metric = headline_metric(cell, cell_key[0])
         if metric is None:
             continue
         sweep = assign(cell, base)
-        in_folder = int((sweep.iloc[:len(abl)] == "").sum())  # abl's rows come first
-        col = f"metrics.{metric.key}"
-        none_values = cell[(cell["method"] == "none") & (sweep == "")][col].dropna()
-        none_mean, none_low, none_high, none_clipped = clipped_interval(
-            none_values.astype(float).tolist(), metric.low, metric.high)
-        title = f"{dataset}, {int(size)} training words ({task}, {arch})"
-        out.append(f"\n## {title}\n\nBase setting: "
-                   + ", ".join(f"`{k}={v}`" for k, v in base.items())
-                   + f". Metric: {metric.label} "
-                   + ("(lower is better)" if metric.lower_is_better else "(higher is better)")
-                   + "; `none` at the base (the results folder's runs of this cell): "
-                   + (fmt_cell(none_mean, none_low, none_high, len(none_values),
-                               none_clipped) if len(none_values) else "no run yet")
-                   + f". Base runs: {len(own)} of the study's own `afdm` runs of this cell"
-                   + (f" and {in_folder} in the ablation folder" if in_folder else "")
-                   + ".\n")
-        tables = {k: key_table(cell, sweep, k, base, metric) for k in keys
-                  if (sweep == k).any()}
+        yield AblationCell(*cell_key[:3], int(cell_key[3]), cell, sweep, base, keys, metric,
+                           len(own), int((sweep.iloc[:len(abl)] == "").sum()))
+
+
+def _no_runs() -> str:
+    return ("*No runs of the `ablation` preset yet* (looked for `results/ablation` "
+            "beside the results folder, and for records of that preset in it). "
+            "`afdm sweep --preset ablation --results results/ablation` runs them; this "
+            "page then shows, per varied key (" + ", ".join(f"`{k}`" for k in ABLATION_KEYS)
+            + "), the metric versus the key's value with 95% intervals.\n")
+
+
+def _cell_header(c: AblationCell) -> str:
+    none_mean, none_low, none_high, none_clipped, n_none = c.none_interval()
+    metric = c.metric
+    return (f"\n## {c.title}\n\nBase setting: "
+            + ", ".join(f"`{k}={v}`" for k, v in c.base.items())
+            + f". Metric: {metric.label} "
+            + ("(lower is better)" if metric.lower_is_better else "(higher is better)")
+            + "; `none` at the base (the results folder's runs of this cell): "
+            + (fmt_cell(none_mean, none_low, none_high, n_none, none_clipped) if n_none
+               else "no run yet")
+            + f". Base runs: {c.study_base} of the study's own `afdm` runs of this cell"
+            + (f" and {c.folder_base} in the ablation folder" if c.folder_base else "")
+            + ".\n")
+
+
+def ablation_fragment(runs: Runs, figures: Path, figure_url: str,
+                      ablation_dirs: Sequence[str | Path] = ()) -> str:
+    """The generated body of the Ablation page: the ablation presets' runs of ``runs``
+    and of the folders ``ablation_dirs`` (see :func:`find_ablation`), against the `none`
+    and `random` runs of the same cell in ``runs``."""
+    ablations = [load_runs(d) for d in ablation_dirs]
+    data = ablation_runs(runs, ablations)
+    if data.empty:
+        return _no_runs()
+    out = [provenance(a) for a in ablations]
+    for c in ablation_cells(runs, data):
+        out.append(_cell_header(c))
+        tables = {k: key_table(c.runs, c.sweep, k, c.base, c.metric) for k in c.keys
+                  if (c.sweep == k).any()}
         tables = {k: t for k, t in tables.items() if not t.empty}
         if not tables:
             out.append("\n*Only base runs so far: no key has been varied yet.*\n")
             continue
-        name = f"ablation-{task}-{dataset}-{int(size)}-{arch}.png"
-        plot_ablation(tables, (none_mean, none_low, none_high), metric, title,
-                      figures / name)
-        out.append(f"\n![{metric.label} versus each varied setting]({figure_url}/{name})\n")
+        name = f"ablation-{c.task}-{c.dataset}-{c.size}-{c.arch}.png"
+        plot_ablation(tables, c.none_interval()[:3], c.metric, c.title, figures / name)
+        out.append(f"\n![{c.metric.label} versus each varied setting]({figure_url}/{name})\n")
         for key, t in tables.items():
             rows = [[f"{r['value']}" + (" (base)" if r["base"] else ""), r["method"],
                      fmt_cell(r["mean"], r["low"], r["high"], int(r["n"]), r["clipped"]),
                      _diff_cell(r, ""), _diff_cell(r, "base_"), _probe_cell(r)]
                     for _, r in t.iterrows()]
             out.append(f"\n### `{key}`\n\n" + markdown_table(
-                ["value", "method", f"{metric.label} [95%] (n seeds)",
+                ["value", "method", f"{c.metric.label} [95%] (n seeds)",
                  "minus `none`, paired by seed [95%] (n pairs)",
                  "minus the base, paired by seed [95%] (n pairs)",
                  "probe at the end: saturated / diversity"], rows))
-        several = int((sweep == "several").sum())
+        several = int((c.sweep == "several").sum())
         if several:
             out.append(f"\n{several} runs differ from the base in more than one key and "
                        f"are not shown.\n")
     return "\n".join(out) if out else "*No ablation run has a metric yet.*\n"
+
+
+def _over_none(mine: pd.DataFrame, none: pd.DataFrame, key: str) -> float:
+    """The median over seeds of a run's ``key`` (``train_seconds``: CPU time to
+    convergence; ``steps``) over the same seed's `none` run: paired, as
+    ``results.run_cost_ratios``."""
+    col = f"metrics.{key}"
+    if col not in mine.columns or col not in none.columns:
+        return math.nan
+    ref = none.dropna(subset=[col]).groupby("seed")[col].mean().to_dict()
+    ratios = [float(r[col]) / ref[r["seed"]] for _, r in mine.dropna(subset=[col]).iterrows()
+              if r["seed"] in ref]
+    return float(np.median(ratios)) if ratios else math.nan
+
+
+def steps_decision_fragment(runs: Runs, ablation_dirs: Sequence[str | Path] = (),
+                            key: str = "afdm_steps") -> str:
+    """The evidence for the study's ``afdm_steps`` (adversary updates per recognizer
+    step): per ablated cell that varies it, each value against the base paired by seed,
+    against `none` paired by seed, the probe, and the median CPU time of a whole run
+    (to convergence) over `none`'s."""
+    data = ablation_runs(runs, [load_runs(d) for d in ablation_dirs])
+    rows = []
+    for c in ([] if data.empty else ablation_cells(runs, data)):
+        if not (c.sweep == key).any():
+            continue
+        t = key_table(c.runs, c.sweep, key, c.base, c.metric)
+        none = c.runs[(c.runs["method"] == "none") & (c.sweep == "")]
+        for _, r in t[t["method"] == "afdm"].iterrows():
+            mine = c.runs[(c.runs["method"] == "afdm") & c.sweep.isin(["", key])]
+            mine = mine[mine[f"config.{key}"].map(fmt_value) == r["value"]]
+            ratios = [_over_none(mine, none, k) for k in ("train_seconds", "steps")]
+            rows.append([f"{c.dataset}, {c.size} words", f"{r['value']}"
+                         + (" (study)" if r["base"] else ""),
+                         fmt_cell(r["mean"], r["low"], r["high"], int(r["n"]), r["clipped"]),
+                         _diff_cell(r, "base_"), _diff_cell(r, ""), _probe_cell(r),
+                         *["–" if math.isnan(x) else f"{x:.2f}x" for x in ratios]])
+    if not rows:
+        return f"*No run varies `{key}` yet.*\n"
+    return markdown_table(
+        ["cell", key, "test metric [95%] (n seeds)", "minus the study's setting, paired "
+         "by seed [95%]", "minus `none`, paired by seed [95%]", "probe: saturated / "
+         "diversity", "CPU time of a run over `none`'s", "its steps over `none`'s"], rows) + (
+        "\nThe ratios are medians over seeds of a run over the same seed's `none` run "
+        "(its steps until early stopping, and its training CPU time). The CPU time "
+        "compares records made on different machines where the study's and the "
+        "preset's runs were made apart (the records name their CPU in "
+        "`environment.cpu`): read it as rough; the steps do not depend on the "
+        "machine.\n")

@@ -31,6 +31,8 @@ from .tables import (
 
 # runs of this preset vary one setting at a time: they have their own page (ablation)
 ABLATION_PRESET = "ablation"
+# presets that vary one AFDM key from the study's recipe: shown on the Ablation page only
+ABLATION_PRESETS = (ABLATION_PRESET, "steps")
 
 
 def _commits(ok: pd.DataFrame) -> str | None:
@@ -120,9 +122,11 @@ def provenance(runs: Runs) -> str:
         if presets:
             lines.append(f"Sweep preset{'s' if len(presets) > 1 else ''}: "
                          + ", ".join(f"`{p}`" for p in presets) + ".")
-        if ABLATION_PRESET in presets:
-            lines.append("Runs of the `ablation` preset are shown on the Ablation page "
-                         "only.")
+        shown_elsewhere = [f"`{p}`" for p in ABLATION_PRESETS if p in presets]
+        if shown_elsewhere:
+            lines.append(f"Runs of the {' and '.join(shown_elsewhere)} preset"
+                         f"{'s' if len(shown_elsewhere) > 1 else ''} are shown on the "
+                         "Ablation page only.")
         if "quick" in presets:
             lines.append("The `quick` preset trains briefly so that `make study` fits in "
                          "half an hour on a laptop CPU; runs with warps, whose descent is "
@@ -132,10 +136,10 @@ def provenance(runs: Runs) -> str:
 
 
 def study_runs(ok: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the results pages: every finished run but the ablation preset's."""
+    """The runs of the results pages: every finished run but the ablation presets'."""
     if ok.empty or "preset" not in ok.columns:
         return ok
-    return ok[ok["preset"] != ABLATION_PRESET]
+    return ok[~ok["preset"].isin(ABLATION_PRESETS)]
 
 
 def problems_fragment(runs: Runs, task: str | None = None) -> str:
