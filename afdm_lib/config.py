@@ -154,7 +154,9 @@ class RunConfig:
     workers: int = 0  # data loader processes
     amp: bool = False  # bf16 autocast of the forward pass (changes numerics)
     channels_last: bool = False  # memory layout (changes float rounding, so in a run's id)
-    compile: bool = False  # torch.compile of the conv blocks
+    # torch.compile of the conv blocks: for CUDA; on the CPU a compiled CRNN step was not
+    # faster than eager, and each new batch width still compiled new graphs
+    compile: bool = False
     # batch image widths rounded up to a multiple of this (0 = off): repeated shapes let
     # cudnn.benchmark pay on CUDA; the words' own widths are unchanged, but the padding
     # changes BatchNorm statistics, so it is part of a run's identity

@@ -64,6 +64,7 @@ CHECKPOINT = "checkpoint.pt"
 # and, inside a long epoch, at least this often (seconds of wall time); a resumed run
 # continues from the exact batch it was at, so killing a run loses at most this much
 CHECKPOINT_SECONDS = 300.0
+COMPILE_VARIANTS = 64  # compiled variants allowed of the blocks' shared forward
 PROGRESS_EVERY = 25  # steps between progress-bar loss updates (each reads the device)
 
 
@@ -140,6 +141,12 @@ def apply_speed_options(cfg: RunConfig, model: BlockModel) -> None:
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.compile:
+        # every block shares one forward code object, and each block, train/eval mode and
+        # grad setting is a variant of it: at dynamo's default limit of 8 the later
+        # blocks silently ran uncompiled
+        import torch._dynamo as dynamo  # its config is the documented place of the limit
+
+        dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, COMPILE_VARIANTS)
         for block in model.blocks:
             block.forward = torch.compile(block.forward, dynamic=True)
 

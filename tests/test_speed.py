@@ -224,3 +224,18 @@ def test_a_run_with_workers_equals_one_without(tmp_path, tiny_cfg):
     assert with_workers["metrics"]["cer"] == plain["metrics"]["cer"]
     for key in ("step", "train_loss", "val_cer"):
         assert [c[key] for c in with_workers["curve"]] == [c[key] for c in plain["curve"]]
+
+
+# --- compile ----------------------------------------------------------------------------
+def test_compile_allows_a_variant_per_block_mode_and_grad_setting(monkeypatch):
+    import torch._dynamo as dynamo
+
+    from afdm_lib.models import build_model
+    from afdm_lib.train import COMPILE_VARIANTS, apply_speed_options
+
+    monkeypatch.setattr(dynamo.config, "recompile_limit", 8)  # dynamo's default
+    model = build_model("crnn", 12, 0.125)
+    apply_speed_options(RunConfig(compile=True), model)
+    # 7 CRNN blocks x train/eval x grad/no grad share one forward: the default limit
+    # left the later blocks uncompiled
+    assert dynamo.config.recompile_limit >= COMPILE_VARIANTS >= 4 * len(model.blocks)
