@@ -60,7 +60,9 @@ def word_warp(afdm: AFDM, widths: torch.Tensor | None, image_width: int, frozen:
         warped = afdm(f, frozen=frozen, valid=valid)
         if p_warp >= 1.0:
             return warped
-        mask = (torch.rand(f.shape[0], generator=generator) < p_warp).to(f.device)
+        # non-blocking: a blocking host-to-device copy would be a sync every step
+        mask = (torch.rand(f.shape[0], generator=generator) < p_warp).to(f.device,
+                                                                         non_blocking=True)
         return torch.where(mask[:, None, None, None], warped, f)
     return warp
 
@@ -85,8 +87,33 @@ def frozen(model: nn.Module) -> Iterator[None]:
 def finite_gradients(params: list[torch.Tensor], clip: float = 0.0) -> bool:
     """Clip the gradients' total norm to ``clip`` (0 = no clipping) and report whether
     every gradient is finite."""
-    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
-    return bool(torch.isfinite(norm))
+    return bool(torch.isfinite(gradient_norm(params, clip)))
+
+
+def gradient_norm(params: list[torch.Tensor], clip: float = 0.0) -> torch.Tensor:
+    """Clip the gradients' total norm to ``clip`` (0 = no clipping); returns the norm
+    before clipping as a tensor (reading it is left to the caller: a host-device sync)."""
+    return torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+
+
+def _as_float(value: torch.Tensor | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def recognizer_update(loss: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer,
+                      params: list[torch.Tensor], clip: float = 0.0) -> torch.Tensor | None:
+    """:func:`recognizer_step` returning the loss as a detached tensor on its device:
+    ONE host-device sync (the combined finiteness check of loss and gradients). A
+    non-finite loss is still back-propagated (its gradients are discarded unused): that
+    lets one check decide instead of two."""
+    value = loss()
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    # one read of the device: the loss and the gradient norm finite together
+    if not bool(torch.isfinite(value.detach()) & torch.isfinite(gradient_norm(params, clip))):
+        return None
+    optimizer.step()
+    return value.detach()
 
 
 def recognizer_step(loss: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer,
@@ -94,21 +121,33 @@ def recognizer_step(loss: Callable[[], torch.Tensor], optimizer: torch.optim.Opt
     """One optimiser step of the recognizer on ``loss()`` (computed with a frozen warp, or
     none). Returns the loss, or None when the loss or a gradient was not finite (then
     nothing is updated)."""
-    value = loss()
-    optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(value):
-        return None
-    value.backward()
-    if not finite_gradients(params, clip):
-        return None
-    optimizer.step()
-    return float(value.detach())
+    return _as_float(recognizer_update(loss, optimizer, params, clip))
 
 
 def adversary_penalty(afdm: AFDM, margin: float) -> torch.Tensor:
     """mean(max(|raw| - margin, 0)^2) over the localisation net's last pre-tanh outputs:
     zero while the control points stay off the tanh's flat ends."""
     return (afdm.last_raw.abs() - margin).clamp_min(0).pow(2).mean()
+
+
+def adversary_update(loss: Callable[[], torch.Tensor], recognizer: nn.Module, afdm: AFDM,
+                     optimizer: torch.optim.Optimizer, penalty: float = 0.1,
+                     margin: float = 1.5, clip: float = 0.0) -> torch.Tensor | None:
+    """:func:`adversary_step` returning the task loss as a detached tensor on its device:
+    ONE host-device sync (loss and gradients checked together, as in
+    :func:`recognizer_update`)."""
+    with frozen(recognizer):
+        value = loss()
+        optimizer.zero_grad(set_to_none=True)
+        objective = -value
+        if penalty > 0 and afdm.last_raw is not None:
+            objective = objective + penalty * adversary_penalty(afdm, margin)
+        objective.backward()
+        norm = gradient_norm(list(afdm.parameters()), clip)
+        if not bool(torch.isfinite(value.detach()) & torch.isfinite(norm)):
+            return None
+        optimizer.step()
+    return value.detach()
 
 
 def adversary_step(loss: Callable[[], torch.Tensor], recognizer: nn.Module, afdm: AFDM,
@@ -119,19 +158,8 @@ def adversary_step(loss: Callable[[], torch.Tensor], recognizer: nn.Module, afdm
     :func:`adversary_penalty`. The recognizer is frozen: no weight changes and its
     buffers are restored. Returns the task loss, or None when it or a gradient was not
     finite (then the AFDM is not updated)."""
-    with frozen(recognizer):
-        value = loss()
-        optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(value):
-            return None
-        objective = -value
-        if penalty > 0 and afdm.last_raw is not None:
-            objective = objective + penalty * adversary_penalty(afdm, margin)
-        objective.backward()
-        if not finite_gradients(list(afdm.parameters()), clip):
-            return None
-        optimizer.step()
-    return float(value.detach())
+    return _as_float(adversary_update(loss, recognizer, afdm, optimizer, penalty, margin,
+                                      clip))
 
 
 # --- one alternation round, for a model with an inserted AFDM (afdm_lib.insert) ------------

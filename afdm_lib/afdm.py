@@ -69,6 +69,15 @@ class TPSGridGenerator(nn.Module):
         self.register_buffer("inverse", tps_inverse(regular_grid(rows, cols))
                              [:, : rows * cols].float(), persistent=False)
         self._cache: dict[tuple, torch.Tensor] = {}
+        self._pixels: dict[tuple, torch.Tensor] = {}
+
+    def pixels(self, height: int, width: int, device, dtype) -> torch.Tensor:
+        """The output pixels as a regular grid (HW x 2) on ``device``, cached: built on
+        the host, a fresh copy per forward would be a host-device copy every step."""
+        key = (height, width, str(device), dtype)
+        if key not in self._pixels:
+            self._pixels[key] = regular_grid(height, width, dtype=dtype).to(device)
+        return self._pixels[key]
 
     def matrix(self, height: int, width: int, device, dtype) -> torch.Tensor:
         key = (height, width, str(device), dtype)
@@ -84,7 +93,7 @@ class TPSGridGenerator(nn.Module):
             grid = torch.matmul(m, points)  # N x HW x 2
             return grid.view(points.shape[0], height, width, 2)
         # per-word spline: the output pixels in each word's own coordinates
-        out = regular_grid(height, width, dtype=points.dtype).to(points.device)  # HW x 2
+        out = self.pixels(height, width, points.device, points.dtype)  # HW x 2
         s = scale.to(points.dtype).clamp_min(1e-3)[:, None]  # N x 1
         xw = (out[None, :, 0] + 1) / s - 1  # N x HW
         pts = torch.stack([xw, out[None, :, 1].expand_as(xw)], dim=-1)  # N x HW x 2
@@ -223,7 +232,8 @@ class AFDM(nn.Module):
         self.last_points: torch.Tensor | None = None
         self.last_raw: torch.Tensor | None = None  # pre-tanh outputs (with autograd)
         self.last_grid: torch.Tensor | None = None  # sampling grid S, (B x G) x H x W x 2
-        self.last_clamped: float = 0.0
+        # a tensor on the device (reading it is a host-device sync: the probe does)
+        self.last_clamped: torch.Tensor | float = 0.0
 
     def random_twin(self, random_shift: str = "uniform", random_scale: float = 1.0,
                     max_shift: float | None = None, seed: int | None = None) -> AFDM:
@@ -241,13 +251,13 @@ class AFDM(nn.Module):
     def _rand(self, shape: tuple, device) -> torch.Tensor:
         gen = self.generator
         if gen is not None and gen.device != torch.device(device):
-            return torch.rand(shape, generator=gen).to(device)
+            return torch.rand(shape, generator=gen).to(device, non_blocking=True)
         return torch.rand(shape, generator=gen, device=device)
 
     def _randn(self, shape: tuple, device) -> torch.Tensor:
         gen = self.generator
         if gen is not None and gen.device != torch.device(device):
-            return torch.randn(shape, generator=gen).to(device)
+            return torch.randn(shape, generator=gen).to(device, non_blocking=True)
         return torch.randn(shape, generator=gen, device=device)
 
     def displacements(self, f: torch.Tensor) -> torch.Tensor:
@@ -300,9 +310,9 @@ class AFDM(nn.Module):
                 inside = (torch.arange(w, device=f.device)[None, :]
                           < valid.to(f.device)[:, None]).repeat_interleave(self.groups, 0)
                 outside = outside & inside[:, None, :]
-                self.last_clamped = float(outside.sum() / (inside.sum() * h).clamp_min(1))
+                self.last_clamped = outside.sum() / (inside.sum() * h).clamp_min(1)
             else:
-                self.last_clamped = float(outside.float().mean())
+                self.last_clamped = outside.float().mean()
             gx = torch.maximum(torch.minimum(gx, hi_x[:, None, None]), lo_x[:, None, None])
             grid = torch.stack([gx, gy.clamp(-1, 1)], dim=-1)
             grouped = f32.reshape(b * self.groups, c // self.groups, h, w)

@@ -1,4 +1,5 @@
-"""A faster CPU path for the CRNN's bidirectional LSTM over variable-length sequences.
+"""A faster CPU path for the CRNN's bidirectional LSTM over variable-length sequences
+(also used on CUDA, where packing costs host-device syncs).
 
 ``pack_padded_sequence -> nn.LSTM -> pad_packed_sequence`` is exact but slow on CPU:
 PyTorch runs a packed LSTM step by step and its backward pass zero-fills and sums a
@@ -65,8 +66,10 @@ def recurrent(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor | None) -> 
     # no bf16 RNN, and the recurrence is the numerically delicate part
     with torch.autocast(seq.device.type, enabled=False):
         seq = seq.float()
-        if lengths is not None and seq.device.type == "cpu" and supported(rnn):
-            # the same LSTM unpacked: much faster on CPU (this module)
+        if lengths is not None and supported(rnn):
+            # the same LSTM unpacked: much faster on CPU (this module); on CUDA it spares
+            # the packed path's three host-device syncs per forward (lengths to the host,
+            # the sort order to the device and back)
             out = padded_bilstm(rnn, seq, lengths.clamp(max=seq.shape[0]))
         elif lengths is not None:
             packed = pack_padded_sequence(seq, lengths.clamp(max=seq.shape[0]).cpu(),

@@ -154,7 +154,13 @@ class RunConfig:
     workers: int = 0  # data loader processes
     amp: bool = False  # bf16 autocast of the forward pass (changes numerics)
     channels_last: bool = False  # memory layout (changes float rounding, so in a run's id)
-    compile: bool = False  # torch.compile of the conv blocks
+    # torch.compile of the conv blocks: for CUDA; on the CPU a compiled CRNN step was not
+    # faster than eager, and each new batch width still compiled new graphs
+    compile: bool = False
+    # batch image widths rounded up to a multiple of this (0 = off): repeated shapes let
+    # cudnn.benchmark pay on CUDA; the words' own widths are unchanged, but the padding
+    # changes BatchNorm statistics, so it is part of a run's identity
+    pad_width_to: int = 0
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, kept in records
 
@@ -200,7 +206,8 @@ class RunConfig:
             at_least(name, 1)
         for name in ("warmup_steps", "afdm_warmup_steps", "patience", "eval_every", "workers",
                      "clip_grad", "seed", "lr_warmup_steps", "lr_decay_steps",
-                     "afdm_penalty", "afdm_noise", "afdm_margin", "insert_after"):
+                     "afdm_penalty", "afdm_noise", "afdm_margin", "insert_after",
+                     "pad_width_to"):
             at_least(name, 0)
         at_least("train_size", 1)
         at_least("max_steps", 1)

@@ -148,8 +148,11 @@ def cell_plan(cell: Cell) -> dict[str, Any]:
     aspect = size.aspect if size else 3.2
     steps = planned_steps(cfg) or 0
     words = train_words(cfg) or 0
-    f = step_flops(cfg.arch, _outputs(cfg), cfg.width, cfg.height,
-                   int(round(aspect * cfg.height)), cfg.insert_after, cfg.batch_norm)
+    # padding to a multiple of pad_width_to adds half a multiple on average
+    width = aspect * cfg.height + (cfg.pad_width_to - 1) / 2 if cfg.pad_width_to else (
+        aspect * cfg.height)
+    f = step_flops(cfg.arch, _outputs(cfg), cfg.width, cfg.height, int(round(width)),
+                   cfg.insert_after, cfg.batch_norm)
     warped = max(0, steps - cfg.warmup_steps) if cfg.method != "none" else 0
     adversary = (warped * cfg.afdm_steps // cfg.afdm_ratio + cfg.afdm_warmup_steps
                  if cfg.method == "afdm" and warped else 0)

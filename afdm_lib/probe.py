@@ -35,7 +35,7 @@ def warp_stats(module: AFDM) -> dict[str, float]:
     rel = d.abs() / bound
     diversity = d.std(dim=0, unbiased=False).mean() / bound if d.shape[0] > 1 else d.new_zeros(())
     return {"shift_rel": float(rel.mean()), "saturated": float((rel > 0.99).float().mean()),
-            "diversity": float(diversity), "clamped": module.last_clamped}
+            "diversity": float(diversity), "clamped": float(module.last_clamped)}
 
 
 @torch.no_grad()

@@ -75,7 +75,7 @@ class SpottingTask:
     def loss(self, model: BlockModel, images: torch.Tensor, widths: torch.Tensor,
              texts: list[str], warp=None, t_a: torch.Tensor | None = None) -> torch.Tensor:
         logits = model(images, widths, warp, t_a=t_a)
-        target = self.targets(texts).to(logits.device)
+        target = self.targets(texts).to(logits.device, non_blocking=True)  # no sync
         return self.bce(logits.float(), target)
 
     @torch.no_grad()

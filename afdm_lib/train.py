@@ -22,7 +22,7 @@ cut (the generalisation gap) and, for warped runs, the adversary probe
 
 from __future__ import annotations
 
-import copy
+import functools
 import math
 import random
 import sys
@@ -40,7 +40,17 @@ from . import adversarial
 from .afdm import AFDM
 from .blocks import BlockModel, Warp
 from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised
-from .data import BucketBatchSampler, DataError, Subset, WordDataset, collate, cut, load_dataset
+from .data import (
+    BucketBatchSampler,
+    DataError,
+    EpochBatches,
+    EpochView,
+    Subset,
+    WordDataset,
+    collate,
+    cut,
+    load_dataset,
+)
 from .data.synth import dataset_fingerprint
 from .device import environment as device_environment
 from .device import resolve_device, seed_everything
@@ -54,6 +64,8 @@ CHECKPOINT = "checkpoint.pt"
 # and, inside a long epoch, at least this often (seconds of wall time); a resumed run
 # continues from the exact batch it was at, so killing a run loses at most this much
 CHECKPOINT_SECONDS = 300.0
+COMPILE_VARIANTS = 64  # compiled variants allowed of the blocks' shared forward
+PROGRESS_EVERY = 25  # steps between progress-bar loss updates (each reads the device)
 
 
 class DivergedError(RuntimeError):
@@ -129,6 +141,12 @@ def apply_speed_options(cfg: RunConfig, model: BlockModel) -> None:
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.compile:
+        # every block shares one forward code object, and each block, train/eval mode and
+        # grad setting is a variant of it: at dynamo's default limit of 8 the later
+        # blocks silently ran uncompiled
+        import torch._dynamo as dynamo  # its config is the documented place of the limit
+
+        dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, COMPILE_VARIANTS)
         for block in model.blocks:
             block.forward = torch.compile(block.forward, dynamic=True)
 
@@ -139,6 +157,11 @@ def to_device(images: torch.Tensor, widths: torch.Tensor, device: torch.device,
     fmt = torch.channels_last if channels_last else torch.preserve_format
     return (images.to(device, non_blocking=True, memory_format=fmt),
             widths.to(device, non_blocking=True))
+
+
+def host_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of a state_dict on the CPU (a fresh copy even where it already is there)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _same_run(saved: dict[str, Any], cfg: RunConfig) -> bool:
@@ -163,14 +186,18 @@ class RunState:
     train_seconds: float = 0.0
     stopped_early: bool = False  # patience ran out
     batch_in_epoch: int = 0  # > 0: a mid-epoch checkpoint, resumed at that batch
-    loss_sum: float = 0.0  # training loss since the last validation point
+    # training loss since the last validation point (a float64 tensor on the device
+    # while training; a float in the checkpoint)
+    loss_sum: float | torch.Tensor = 0.0
     loss_n: int = 0
     resumes: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0  # of earlier processes of this run
     best_state: dict[str, torch.Tensor] | None = None  # the model at best_step
 
     def saved(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "best_state"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "best_state"}
+        out["loss_sum"] = float(self.loss_sum)
+        return out
 
 
 @dataclass
@@ -212,6 +239,11 @@ class Trainer:
         # the last recognizer step's T_A output (key "t_a"), for afdm_reuse_features
         self.kept: dict[str, torch.Tensor] = {}
         self.wall_start = time.perf_counter()
+
+    @property
+    def collate(self):
+        """The batch collation of this run (``pad_width_to``; picklable for workers)."""
+        return functools.partial(collate, pad_to=self.cfg.pad_width_to)
 
     def _say(self, message: str) -> None:
         if not self.cfg.quiet:
@@ -277,7 +309,9 @@ class Trainer:
             raise ConfigError(f"protocol={self.cfg.protocol}: records of protocol 1 were made "
                               f"by an older trainer; this one runs protocol 2")
         device = resolve_device(self.cfg.device)
-        self.determinism = seed_everything(self.cfg.seed, device)
+        # cuDNN's autotuner pays only where batch shapes repeat: with padded widths
+        self.determinism = seed_everything(self.cfg.seed, device,
+                                           benchmark=self.cfg.pad_width_to > 0)
         torch.set_num_threads(self.cfg.threads)
         self.determinism["threads"] = torch.get_num_threads()
         self.splits = load_splits(self.cfg)
@@ -308,8 +342,16 @@ class Trainer:
         train_eval.height = cfg.height
         self.probe_batch = collate([train_eval[i] for i in range(min(32, len(train_eval)))])
         self.val_loader, self.test_loader, self.train_eval_loader = (
-            DataLoader(ds, batch_sampler=width_sorted_batches(ds, 64), collate_fn=collate,
-                       num_workers=cfg.workers) for ds in (val, test, train_eval))
+            DataLoader(ds, batch_sampler=width_sorted_batches(ds, 64), collate_fn=self.collate,
+                       num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+            for ds in (val, test, train_eval))
+        # the training loader: built once, its workers (if any) live for the whole run
+        self.train_batches = EpochBatches()
+        self.train_loader = DataLoader(EpochView(train), batch_sampler=self.train_batches,
+                                       collate_fn=self.collate, num_workers=cfg.workers,
+                                       persistent_workers=cfg.workers > 0,
+                                       pin_memory=self.parts.device.type == "cuda")
+        self._loader_started = False
 
     def finished(self) -> bool:
         """Whether patience, the epoch bound or the step cap has ended the run."""
@@ -360,16 +402,20 @@ class Trainer:
                     file=sys.stderr)
 
     def _epoch_batches(self, train: WordDataset) -> Iterator[tuple]:
-        """This epoch's batches on the device, from the batch a resumed run stopped at."""
+        """This epoch's batches on the device, from the batch a resumed run stopped at.
+        Each batch carries its epoch to the (persistent) workers (EpochBatches)."""
         cfg, st = self.cfg, self.state
         train.set_epoch(st.epoch)
         batches = list(BucketBatchSampler(train, cfg.batch_size, cfg.seed, st.epoch))
         skip = st.batch_in_epoch  # > 0 when resuming from a mid-epoch checkpoint
-        loader = DataLoader(train, batch_sampler=batches[skip:], collate_fn=collate,
-                            num_workers=cfg.workers, persistent_workers=False,
-                            pin_memory=self.parts.device.type == "cuda")
+        self.train_batches.set(st.epoch, batches[skip:])
         self._epoch_length = len(batches)
-        batch_iter = iter(loader)  # (draws from the torch RNG)
+        batch_iter = iter(self.train_loader)  # a new iterator draws from the torch RNG...
+        if cfg.workers > 0 and self._loader_started:
+            # ...a persistent one is only reset: the same draw keeps the torch RNG stream
+            # (and so the run) independent of the number of workers
+            torch.empty((), dtype=torch.int64).random_()
+        self._loader_started = True
         if skip and self._resume_rng is not None:
             torch.set_rng_state(self._resume_rng)  # exactly where the checkpoint was
         self._resume_rng = None
@@ -384,7 +430,8 @@ class Trainer:
         cfg, st = self.cfg, self.state
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{st.loss_sum / max(st.loss_n, 1):.3f}")
+            if st.step % PROGRESS_EVERY == 0:  # reading the loss is a host-device sync
+                self._bar.set_postfix(loss=f"{float(st.loss_sum) / max(st.loss_n, 1):.3f}")
         due = bool(cfg.eval_every) and st.step % cfg.eval_every == 0
         if due:
             self._count_time()
@@ -392,7 +439,9 @@ class Trainer:
             self._epoch_start = time.perf_counter()
         if self.finished():  # the cap, patience or a replay's end (never mid-epoch: epochs)
             return True
-        if due or time.perf_counter() - self._last_save >= self.checkpoint_seconds:
+        timer = (time.perf_counter() - self._last_save >= self.checkpoint_seconds
+                 and st.batch_in_epoch < self._epoch_length)  # the epoch's end saves anyway
+        if due or timer:
             # mid-epoch checkpoint: a long epoch is not lost when the run is killed
             self._count_time()
             self.save_checkpoint(False)
@@ -430,7 +479,7 @@ class Trainer:
             raise DivergedError(f"loss or gradients non-finite for {st.bad_in_a_row} "
                                 f"consecutive steps (step {st.step}); the run diverged")
 
-    def _counted(self, loss: float | None) -> float | None:
+    def _counted(self, loss: torch.Tensor | None) -> torch.Tensor | None:
         if loss is None:
             self._bad()
         else:
@@ -453,10 +502,12 @@ class Trainer:
         return loss
 
     def recognizer_step(self, images: torch.Tensor, widths: torch.Tensor, texts: list[str],
-                        warped: bool = False) -> float | None:
+                        warped: bool = False) -> torch.Tensor | None:
         """One step of the recognizer on the batch; ``warped``: a fraction ``p_warp`` of
-        its feature maps goes through the (frozen) AFDM. Returns the loss, or None when
-        the step was skipped as non-finite; counts the step."""
+        its feature maps goes through the (frozen) AFDM. Returns the loss (a detached
+        tensor on the device), or None when the step was skipped as non-finite; counts
+        the step. One host-device sync (the finiteness check): the running loss stays on
+        the device until a validation point reads it."""
         cfg, st, p = self.cfg, self.state, self.parts
         warp = (adversarial.word_warp(p.afdm, widths, images.shape[-1], True, cfg.p_warp,
                                       self.mask_gen, self.kept) if warped else None)
@@ -464,22 +515,24 @@ class Trainer:
             for group in p.opt.param_groups:  # from the step count: resume-safe
                 group["lr"] = lr_at(cfg.lr, st.step, self.total_steps, cfg.lr_warmup_steps,
                                     cfg.lr_decay_steps)
-        loss = self._counted(adversarial.recognizer_step(
+        loss = self._counted(adversarial.recognizer_update(
             self._loss(images, widths, texts, warp), p.opt, list(p.model.parameters()),
             cfg.clip_grad))
         if loss is not None:
-            st.loss_sum, st.loss_n = st.loss_sum + loss, st.loss_n + 1
+            # summed in float64 as the float sum it replaces: the same bits, no sync
+            st.loss_sum, st.loss_n = st.loss_sum + loss.double(), st.loss_n + 1
         st.step += 1
         return loss
 
     def adversary_step(self, images: torch.Tensor, widths: torch.Tensor, texts: list[str],
-                       t_a: torch.Tensor | None = None) -> float | None:
+                       t_a: torch.Tensor | None = None) -> torch.Tensor | None:
         """One AFDM update that maximises the task loss on the batch (every word warped),
-        the recognizer frozen (:func:`afdm_lib.adversarial.adversary_step`). ``t_a``:
-        T_A's output of this batch from the recognizer step (the cheaper step)."""
+        the recognizer frozen (:func:`afdm_lib.adversarial.adversary_update`: one
+        host-device sync). ``t_a``: T_A's output of this batch from the recognizer step
+        (the cheaper step). Returns the loss as a detached tensor, or None if skipped."""
         cfg, p = self.cfg, self.parts
         warp = adversarial.word_warp(p.afdm, widths, images.shape[-1], frozen=False)
-        loss = self._counted(adversarial.adversary_step(
+        loss = self._counted(adversarial.adversary_update(
             self._loss(images, widths, texts, warp, t_a), p.model, p.afdm, p.opt_afdm,
             cfg.afdm_penalty, cfg.afdm_margin, cfg.clip_grad))
         self.state.afdm_steps += 1
@@ -492,7 +545,7 @@ class Trainer:
         batches = list(BucketBatchSampler(train, cfg.batch_size, cfg.seed + 7919, st.epoch))
         while st.afdm_steps < cfg.afdm_warmup_steps:
             idx = batches[st.afdm_steps % len(batches)]
-            images, widths, texts = collate([train[i] for i in idx])
+            images, widths, texts = self.collate([train[i] for i in idx])
             images, widths = to_device(images, widths, self.parts.device, cfg.channels_last)
             self.adversary_step(images, widths, texts)
 
@@ -504,7 +557,7 @@ class Trainer:
         value = task.evaluate(p.model, self.val_loader, p.device)[task.val_metric]
         train_value = task.evaluate(p.model, self.train_eval_loader, p.device)[task.val_metric]
         point = {"step": st.step, "epoch": st.epoch,
-                 "train_loss": st.loss_sum / st.loss_n if st.loss_n else None,
+                 "train_loss": float(st.loss_sum) / st.loss_n if st.loss_n else None,
                  f"val_{task.val_metric}": value, f"train_{task.val_metric}": train_value,
                  "seconds": round(st.train_seconds, 2)}
         st.loss_sum, st.loss_n = 0.0, 0
@@ -521,7 +574,9 @@ class Trainer:
             st.best is None or (value < st.best if task.lower_is_better else value > st.best))
         if better:
             st.best, st.best_step = value, st.step
-            st.best_state = copy.deepcopy(p.model.state_dict())
+            # a host copy: the best state does not hold device memory, and a checkpoint
+            # or the test reads it from there
+            st.best_state = host_copy(p.model.state_dict())
             st.evals_since_best = 0
         else:
             st.evals_since_best += 1

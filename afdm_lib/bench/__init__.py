@@ -33,10 +33,11 @@ used.
   batch (``afdm_lib/bilstm.py``), so its padded steps are counted as executed (with
   oneDNN off while counting, the LSTM decomposes into matmuls the counter sees);
   ``<m>_flops_per_image_useful`` counts the LSTM over each word's real length only (a
-  packed LSTM, which CUDA runs). Elementwise work (BatchNorm, ReLU, pooling, the TPS
-  sampler, Adam) is not counted: it is cheap in FLOPs but not in time, which is part of
-  why a step's MFU is below 1. On CUDA, cuDNN may pick Winograd or FFT algorithms that the
-  conv-kernel peak includes, so the MFU there stays a fraction of a demonstrated rate.
+  packed LSTM; CUDA too runs it padded, sparing the packing's host-device syncs).
+  Elementwise work (BatchNorm, ReLU, pooling, the TPS sampler, Adam) is not counted: it
+  is cheap in FLOPs but not in time, which is part of why a step's MFU is below 1. On
+  CUDA, cuDNN may pick Winograd or FFT algorithms that the conv-kernel peak includes, so
+  the MFU there stays a fraction of a demonstrated rate.
 
 Every MFU is in (0, 1] by construction of the peak, up to timing noise; ``mfu_over_1``
 names any that is not (a loaded machine), and the bench says so.
@@ -323,7 +324,7 @@ class Bench:
 
 @contextlib.contextmanager
 def packed_lstm():
-    """Run the CRNN's LSTM packed, as on CUDA: over each word's real length only."""
+    """Run the CRNN's LSTM packed: over each word's real length only."""
     saved = bilstm.supported
     bilstm.supported = lambda rnn: False
     try:

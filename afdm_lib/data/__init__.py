@@ -221,12 +221,56 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         return -(-len(self.hints) // self.batch_size)
 
 
-def collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Pad images to the widest in the batch (zeros = blank) and keep the real widths."""
+class EpochBatches(torch.utils.data.Sampler):
+    """A batch sampler whose batches carry their epoch: it yields ``[(epoch, index), ...]``
+    for :class:`EpochView`. Set with :meth:`set` before each epoch; the DataLoader reads it
+    in the main process, so persistent workers get each batch's epoch with its indices
+    (a worker's copy of the dataset never sees a ``set_epoch`` made after it started)."""
+
+    def __init__(self) -> None:
+        self.epoch, self.batches = 0, []
+
+    def set(self, epoch: int, batches: list[list[int]]) -> None:
+        self.epoch, self.batches = epoch, batches
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield [(self.epoch, i) for i in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class EpochView(Dataset):
+    """``dataset`` indexed by ``(epoch, index)``: the item of ``index`` augmented for
+    ``epoch`` (:meth:`WordDataset.set_epoch`), in whichever process reads it."""
+
+    def __init__(self, dataset: WordDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str]:
+        epoch, index = key
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+def padded_width(width: int, multiple: int = 0) -> int:
+    """``width`` rounded up to a multiple of ``multiple`` (0: unchanged)."""
+    return -(-width // multiple) * multiple if multiple > 0 else width
+
+
+def collate(batch: list[tuple[torch.Tensor, str]], pad_to: int = 0
+            ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pad images to the widest in the batch (zeros = blank) and keep the real widths.
+    ``pad_to`` > 0: the batch width is rounded up to a multiple of it, so that batch
+    shapes repeat (cuDNN's autotuner pays only then); the real widths are unchanged."""
     images, texts = zip(*batch)
     height = images[0].shape[1]
     widths = torch.tensor([im.shape[2] for im in images], dtype=torch.long)
-    out = torch.zeros(len(images), 1, height, int(widths.max()))
+    out = torch.zeros(len(images), 1, height, padded_width(int(widths.max()), pad_to))
     for i, im in enumerate(images):
         out[i, :, :, : im.shape[2]] = im
     return out, widths, list(texts)
