@@ -380,7 +380,7 @@ class Trainer:
                     self._afdm_warmup()
                 self.recognizer_step(images, widths, texts, warped=warping)
                 if adversary and st.step % cfg.afdm_ratio == 0:
-                    t_a = self.kept.get("t_a") if cfg.afdm_reuse_features else None
+                    t_a = self.round_t_a(images)
                     for _ in range(cfg.afdm_steps):
                         self.adversary_step(images, widths, texts, t_a=t_a)
                 self.kept.clear()
@@ -523,6 +523,21 @@ class Trainer:
             st.loss_sum, st.loss_n = st.loss_sum + loss.double(), st.loss_n + 1
         st.step += 1
         return loss
+
+    def round_t_a(self, images: torch.Tensor) -> torch.Tensor | None:
+        """T_A's output for a round's adversary updates. With ``afdm_reuse_features``: the
+        recognizer step's (computed before its update: the cheaper, inexact step).
+        Otherwise, for more than one update, one forward with the recognizer frozen
+        (weights fixed, BatchNorm statistics restored, as in every update): each update
+        would compute these same bits itself, so the round runs T_A once, not k times.
+        None (each update computes it) for a single update."""
+        p = self.parts
+        if self.cfg.afdm_reuse_features:
+            return self.kept.get("t_a")
+        if self.cfg.afdm_steps < 2:
+            return None
+        with adversarial.frozen(p.model), torch.no_grad(), self.autocast(images.device):
+            return p.model.features_a(images)
 
     def adversary_step(self, images: torch.Tensor, widths: torch.Tensor, texts: list[str],
                        t_a: torch.Tensor | None = None) -> torch.Tensor | None:

@@ -23,7 +23,8 @@ from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
 from afdm_lib.probe import adversary_probe
 from afdm_lib.recognition import RecognitionTask
-from afdm_lib.train import Trainer, train
+from afdm_lib.tasks import make_task
+from afdm_lib.train import Trainer, load_splits, train
 
 
 def batch(n: int = 8, dataset: str = "digits-latin"):
@@ -411,3 +412,40 @@ def test_the_adversary_does_not_collapse_to_one_saturated_warp(tmp_path):
     # penalty and noise (those three at afdm_lr 1e-3, one update per turn)
     assert p["diversity"] > 0.1, p
     assert p["loss_afdm"] > p["loss_random"], p  # it is adversarial: worse than chance
+
+
+def test_a_round_runs_t_a_once_and_updates_the_afdm_to_the_same_bits(tmp_path):
+    # the trainer gives a round's k adversary updates one T_A forward (the recognizer is
+    # frozen through the round): the AFDM ends exactly where k updates that each ran T_A
+    # would leave it; the recognizer step's own T_A (before its update) would not
+    cfg = RunConfig(dataset="digits-latin", train_size=16, val_size=8, test_size=8,
+                    batch_size=8, width=0.125, method="afdm", warmup_steps=0,
+                    afdm_warmup_steps=0, afdm_steps=3, quiet=True)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    split = load_splits(cfg)[0]
+    parts = trainer.build(make_task(cfg, split), torch.device("cpu"))
+    torch.nn.init.normal_(parts.afdm.loc.out.weight, std=0.1)
+    images, widths, texts = collate([split[i] for i in range(8)])
+    trainer.recognizer_step(images, widths, texts, warped=True)
+    kept = trainer.kept["t_a"]
+    saved = (copy.deepcopy(parts.afdm.state_dict()), copy.deepcopy(parts.opt_afdm.state_dict()),
+             copy.deepcopy(parts.model.state_dict()), trainer.draw_gen.get_state())
+
+    def run(t_a_of):
+        parts.afdm.load_state_dict(saved[0])
+        parts.opt_afdm.load_state_dict(saved[1])
+        trainer.draw_gen.set_state(saved[3])
+        t_a = t_a_of()
+        for _ in range(cfg.afdm_steps):
+            trainer.adversary_step(images, widths, texts, t_a=t_a)
+        for key, value in parts.model.state_dict().items():  # the recognizer untouched
+            assert torch.equal(value, saved[2][key]), key
+        return {k: v.clone() for k, v in parts.afdm.state_dict().items()}
+
+    each = run(lambda: None)
+    once = run(lambda: trainer.round_t_a(images))
+    assert all(torch.equal(each[k], once[k]) for k in each)
+    stale = run(lambda: kept)  # the cheaper step's T_A: computed before the update
+    assert not all(torch.equal(each[k], stale[k]) for k in each)
+    # one update per round: nothing to share, each update runs T_A itself
+    assert Trainer(cfg.replace(afdm_steps=1), tmp_path / "k1").round_t_a(images) is None
