@@ -342,3 +342,15 @@ def test_the_probe_section_shows_the_earlier_settings_beside_the_study(tmp_path)
     assert "| recognition | digits-latin | 200 | 1 | 2/2 | 1/1 | 1/2 | 0/1 |" in now
     assert oldest in first and "| 1 | 1/3 | 0/1 | 2/3 | 1/1 |" in first
     assert later in second and "| 1 | 4/4 | 1/1 | 0/4 | 0/1 |" in second
+
+
+def test_the_gallery_finds_a_committed_george_washington_afdm_checkpoint():
+    # learned warps on real handwriting need a GW AFDM checkpoint in the repository (the
+    # .gitignore keeps one of the ablation's): the gallery draws it first
+    from afdm_lib.report.warp_gallery import afdm_checkpoints
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    found = afdm_checkpoints(results / "cpu")
+    assert found, "no AFDM checkpoint committed"
+    record = json.loads((found[0].parent / "record.json").read_text())
+    assert record["config"]["dataset"] == "gw" and record["config"]["method"] == "afdm"

@@ -138,8 +138,8 @@ def learned_warp_figure(checkpoint: str | Path, path: str | Path, n_words: int =
 
 
 # results folders beside the study's whose AFDM checkpoints the gallery also draws
-# (the regimes sweep keeps George Washington checkpoints where the cpu sweep does not)
-GALLERY_SIBLINGS = ("regimes",)
+# (George Washington checkpoints are kept there, not in the cpu sweep's folder)
+GALLERY_SIBLINGS = ("regimes", "ablation")
 
 
 def afdm_checkpoints(results_dir: str | Path, limit: int = 4) -> list[Path]:
