@@ -182,7 +182,7 @@ class RoundLosses:
 
 
 def adversary_updates(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hook: AFDMHook,
-                      optimizer: torch.optim.Optimizer, steps: int = 3, penalty: float = 0.1,
+                      optimizer: torch.optim.Optimizer, steps: int = 1, penalty: float = 0.1,
                       margin: float = 1.5, clip: float = 0.0) -> list[float | None]:
     """``steps`` updates of the inserted AFDM (``hook.afdm``) that maximise ``loss_fn()``,
     every sample warped with live control points, the recognizer ``model`` frozen: its
@@ -197,7 +197,7 @@ def adversary_updates(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hoo
 
 def alternation_round(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hook: AFDMHook,
                       opt_model: torch.optim.Optimizer,
-                      opt_afdm: torch.optim.Optimizer | None, steps: int = 3,
+                      opt_afdm: torch.optim.Optimizer | None, steps: int = 1,
                       penalty: float = 0.1, margin: float = 1.5,
                       clip: float = 0.0) -> RoundLosses:
     """One round of the paper's alternating training on one batch, as the study runs it:
@@ -205,7 +205,7 @@ def alternation_round(loss_fn: Callable[[], torch.Tensor], model: nn.Module, hoo
     1. a recognizer step (``opt_model``) on ``loss_fn()`` with a fraction ``hook.p_warp``
        of the batch warped by the fixed AFDM (:func:`recognizer_step`);
     2. ``steps`` adversary updates (``opt_afdm``) that maximise the same loss with the
-       recognizer frozen (:func:`adversary_updates`; the study's defaults: 3 updates,
+       recognizer frozen (:func:`adversary_updates`; the study's defaults: 1 update,
        penalty 0.1 beyond margin 1.5 on the pre-tanh outputs).
 
     ``loss_fn()`` runs ``model`` (which holds the AFDM through ``hook``, see

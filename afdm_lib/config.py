@@ -128,7 +128,7 @@ class RunConfig:
     warmup_steps: int = 100  # recognizer steps alone before any warp
     afdm_warmup_steps: int = 20  # adversary updates alone after that warm-up
     afdm_ratio: int = 1  # recognizer steps per adversary turn
-    afdm_steps: int = 3  # adversary updates per turn (Deviations)
+    afdm_steps: int = 1  # adversary updates per turn (3 until the Deviations decision)
     afdm_lr: float = 1e-2  # the adversary's Adam lr (Deviations)
     afdm_penalty: float = 0.1  # weight of the anti-saturation penalty (Deviations)
     afdm_margin: float = 1.5  # the penalty acts on |pre-tanh output| beyond this (Deviations)

@@ -618,7 +618,7 @@ def test_steps_decision_pairs_each_setting_with_the_study_and_none(tmp_path: Pat
         for method, cer, seconds, steps in (("none", 0.30, 100.0, 1000),
                                             ("afdm", 0.28, 300.0, 1200)):
             run = write_run(results / "cpu", f"{method}-{seed}", method=method, seed=seed,
-                            cer=cer + 0.01 * seed)
+                            cer=cer + 0.01 * seed, afdm_steps=3)
             _edit_metrics(run, train_seconds=seconds * (seed + 1), steps=steps)
         run = write_run(results / "steps", f"afdm-k1-{seed}", method="afdm", seed=seed,
                         cer=0.26 + 0.01 * seed, afdm_steps=1)
@@ -634,13 +634,13 @@ def test_steps_decision_pairs_each_setting_with_the_study_and_none(tmp_path: Pat
     table = report.steps_decision_fragment(cpu, found)
     rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:9]]
             for line in table.splitlines() if line.startswith("| digits-bangla")}
-    assert set(rows) == {"1", "3 (study)"}
-    assert rows["1"][1] == "-0.020 [-0.020, -0.020] (n=3)"  # minus the study's setting
+    assert set(rows) == {"1", "3 (base)"}
+    assert rows["1"][1] == "-0.020 [-0.020, -0.020] (n=3)"  # minus the base
     assert rows["1"][2] == "-0.040 [-0.040, -0.040] (n=3)"  # minus none
     assert rows["1"][3] == "0.10 / 0.30"
-    assert rows["1"][4] == "1.50x" and rows["3 (study)"][4] == "3.00x"
-    assert rows["1"][5] == "1.10x" and rows["3 (study)"][5] == "1.20x"
-    assert rows["3 (study)"][1] == "–"
+    assert rows["1"][4] == "1.50x" and rows["3 (base)"][4] == "3.00x"
+    assert rows["1"][5] == "1.10x" and rows["3 (base)"][5] == "1.20x"
+    assert rows["3 (base)"][1] == "–"
     # a study folder without such runs says so
     assert "No run varies `afdm_steps`" in report.steps_decision_fragment(cpu)
 
@@ -775,13 +775,24 @@ def test_coverage_counts_every_planned_run_by_state(tmp_path: Path):
 
 
 def test_coverage_of_the_committed_study_matches_its_records():
-    # every committed cpu record is a finished run of the cpu preset's current config: a
-    # retuned preset that would make the committed study stale goes red here
+    # every committed cpu record is a finished run of the cpu preset's current config, but
+    # the `afdm` records made before the afdm_steps decision (Deviations), stale in that
+    # key alone until they are re-run: a retuned preset that would make more of the
+    # committed study stale goes red here
+    from afdm_lib.sweep import comparable, expand
+
     root = Path(__file__).resolve().parents[1] / "results" / "cpu"
     table, runs = report.coverage_table(root), report.load_runs(root)
     assert report.sweep_preset(root) == "cpu"
-    assert table["other config"].sum() == 0
-    assert table["finished"].sum() == len(runs.ok) and table["failed"].sum() == len(runs.failed)
+    assert set(table[table["other config"] > 0]["method"]) <= {"afdm"}
+    for cell in expand("cpu").cells:
+        record = json.loads((root / "runs" / cell.cell_id / "record.json").read_text())
+        mine, planned = comparable(record["config"]), comparable(cell.config.to_dict())
+        changed = {k for k in planned if mine.get(k) != planned[k]}
+        assert changed <= {"afdm_steps"}, (cell.cell_id, changed)
+        assert changed == set() or (mine["afdm_steps"], planned["afdm_steps"]) == (3, 1)
+    assert table["finished"].sum() + table["other config"].sum() == len(runs.ok)
+    assert table["failed"].sum() == len(runs.failed)
 
 
 # --- issue 37: verification, the answer and its forest plot, sizes in words ------------

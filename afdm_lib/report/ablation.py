@@ -418,16 +418,16 @@ def steps_decision_fragment(runs: Runs, ablation_dirs: Sequence[str | Path] = ()
             mine = mine[mine[f"config.{key}"].map(fmt_value) == r["value"]]
             ratios = [_over_none(mine, none, k) for k in ("train_seconds", "steps")]
             rows.append([f"{c.dataset}, {c.size} words", f"{r['value']}"
-                         + (" (study)" if r["base"] else ""),
+                         + (" (base)" if r["base"] else ""),
                          fmt_cell(r["mean"], r["low"], r["high"], int(r["n"]), r["clipped"]),
                          _diff_cell(r, "base_"), _diff_cell(r, ""), _probe_cell(r),
                          *["–" if math.isnan(x) else f"{x:.2f}x" for x in ratios]])
     if not rows:
         return f"*No run varies `{key}` yet.*\n"
     return markdown_table(
-        ["cell", key, "test metric [95%] (n seeds)", "minus the study's setting, paired "
-         "by seed [95%]", "minus `none`, paired by seed [95%]", "probe: saturated / "
-         "diversity", "CPU time of a run over `none`'s", "its steps over `none`'s"], rows) + (
+        ["cell", key, "test metric [95%] (n seeds)", "minus the base, paired by seed [95%]",
+         "minus `none`, paired by seed [95%]", "probe: saturated / diversity",
+         "CPU time of a run over `none`'s", "its steps over `none`'s"], rows) + (
         "\nThe ratios are medians over seeds of a run over the same seed's `none` run "
         "(its steps until early stopping, and its training CPU time). The CPU time "
         "compares records made on different machines where the study's and the "

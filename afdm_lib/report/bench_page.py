@@ -55,11 +55,11 @@ def cost_fragment(data: dict[str, Any]) -> str:
                 "gradients), a large part of a plain step by itself; reusing T_A's output "
                 "removes only T_A's forward (the trainer runs T_A once per round of "
                 "updates, which is exact: the recognizer is frozen through the round). "
-                "So with three updates per recognizer step the iteration costs several "
+                "So with three updates per recognizer step (the study's setting until the "
+                "`afdm_steps` decision on the Deviations page) the iteration costs several "
                 "plain steps whatever the overheads; the 1.5x target of issue 36 is "
                 "reachable only with fewer adversary updates (last column: `afdm_steps` 1, "
-                "the cheaper update, one turn every two steps), which the afdm_steps "
-                "decision (Deviations) has to justify on the task metric.\n"]
+                "the cheaper update, one turn every two steps).\n"]
     cells = sorted({k[len("run_cost_"):].rsplit("_afdm_over_none_time", 1)[0]
                     for k in data if k.startswith("run_cost_")
                     and k.endswith("_afdm_over_none_time")})
