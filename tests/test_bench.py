@@ -148,13 +148,12 @@ def test_bench_figures_are_consistent(tiny_bench):
         # oneDNN's direct convolutions: the FLOP count is what they execute
         assert rec[f"{key}_winograd"] is False
     assert rec["afdm_overhead"] == rec[f"{rec['reference_model']}_afdm_overhead"]
-    # the study's recipe: a round of afdm_steps AFDM updates every afdm_ratio recognizer
-    # steps, T_A run once per round: cheaper than afdm_steps full updates
+    # the study's recipe: a round of afdm_steps AFDM updates (T_A run once) every
+    # afdm_ratio recognizer steps
     ref = rec["reference_model"]
     study = (rec[f"{ref}_afdm_rec_step_ms"] + rec[f"{ref}_afdm_round_ms"]
              / rec["afdm_ratio"]) / rec[f"{ref}_plain_step_ms"]
     assert rec["afdm_overhead_study"] == pytest.approx(study, rel=1e-5)  # 6 digits kept
-    assert rec[f"{ref}_afdm_round_ms"] > rec[f"{ref}_afdm_adv_reuse_step_ms"]
     assert rec["afdm_steps"] == RunConfig.afdm_steps and rec["afdm_ratio"] == RunConfig.afdm_ratio
     # the peak is the best of its kernels: at least the GEMM-only and conv-only bests
     assert rec["peak_gflops"] >= max(rec["matmul_peak_gflops"], rec["conv_peak_gflops"])
