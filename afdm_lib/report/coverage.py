@@ -107,7 +107,7 @@ def _summary(name: str, preset: str, table: pd.DataFrame) -> str:
 
 
 def coverage_fragment(results_dir: str | Path,
-                      siblings: tuple[str, ...] = ("ablation", "capacity"),
+                      siblings: tuple[str, ...] = ("ablation", "steps", "capacity"),
                       presets_file: str | Path | None = None) -> str:
     """The book's "What has run" section: per results folder (``results_dir`` and the
     named folders beside it), a one-line summary and the groups that are not complete."""
