@@ -875,6 +875,9 @@ def test_answer_sentences_come_from_the_tests(study: Path, tmp_path: Path):
     assert "significantly better in 1 of them: digits-bangla at 100 words against `none` " \
         "(-0.050 CER)" in text
     assert "cannot be told apart" in text and "</regimes>" in text
+    # the regime names the adversary's updates per step its afdm runs used (the study's
+    # default, as the fixture writes them)
+    assert "1 adversary update per recognizer step" in text
     fragment = answer.answer_fragment(runs, tmp_path / "fig", "fig")
     assert fragment.index("significantly better") < fragment.index("fig/answer-forest.png")
     assert (tmp_path / "fig" / "answer-forest.png").is_file()

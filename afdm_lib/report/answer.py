@@ -118,6 +118,10 @@ def answer_sentences(runs: Runs) -> list[str]:
         text += " trained with input augmentation"
     if warp:
         text += f", the warp after conv block {'/'.join(warp)}"
+    updates = _values(data[data["method"] == "afdm"], "afdm_steps")
+    if updates:
+        text += (f", {'/'.join(updates)} adversary update"
+                 f"{'' if updates == ['1'] else 's'} per recognizer step")
     out.append(text + "; {doc}`Where could AFDM help? </regimes>` moves that regime "
                "(width, augmentation, image-space warps, data size).")
     return out[:5]
