@@ -69,18 +69,17 @@ class TPSGridGenerator(nn.Module):
         self.register_buffer("inverse", tps_inverse(regular_grid(rows, cols))
                              [:, : rows * cols].float(), persistent=False)
         self._cache: dict[tuple, torch.Tensor] = {}
-        self._pixels: dict[tuple, torch.Tensor] = {}
 
     def pixels(self, height: int, width: int, device, dtype) -> torch.Tensor:
         """The output pixels as a regular grid (HW x 2) on ``device``, cached: built on
         the host, a fresh copy per forward would be a host-device copy every step."""
-        key = (height, width, str(device), dtype)
-        if key not in self._pixels:
-            self._pixels[key] = regular_grid(height, width, dtype=dtype).to(device)
-        return self._pixels[key]
+        key = ("pixels", height, width, str(device), dtype)
+        if key not in self._cache:
+            self._cache[key] = regular_grid(height, width, dtype=dtype).to(device)
+        return self._cache[key]
 
     def matrix(self, height: int, width: int, device, dtype) -> torch.Tensor:
-        key = (height, width, str(device), dtype)
+        key = ("matrix", height, width, str(device), dtype)
         if key not in self._cache:
             m = tps_matrix(self.base.double().cpu(), regular_grid(height, width))
             self._cache[key] = m.to(device=device, dtype=dtype)
