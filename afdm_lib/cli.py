@@ -209,6 +209,9 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", default=None, help="a glob on cell ids")
     p.add_argument("--force", action="store_true",
                    help="replay records already verified on this run code again")
+    p.add_argument("--own-code", action="store_true",
+                   help="where a record made on another kind of CPU differs, replay it "
+                        "also with its own commit's code here and compare the replays")
     p.set_defaults(func=cmd_verify)
 
 
@@ -217,7 +220,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.points < 1:
         raise UserError(f"--points {args.points}: replay at least one validation point")
-    summary = verify_results(args.results, args.points, args.only, args.force)
+    summary = verify_results(args.results, args.points, args.only, args.force,
+                             own_code=args.own_code)
     entries = summary["records"].values()
     counts = {s: sum(e["status"] == s for e in entries) for s in ("match", "differs", "error")}
     print(f"{args.results}/{VERIFICATION}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -269,10 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # KeyboardInterrupt: restore it so that an interrupt always stops a run cleanly
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
     from .results import ResultsError
-    from .train import CheckpointError, DivergedError
+    from .train import DivergedError
 
     try:
         return args.func(args)

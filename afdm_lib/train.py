@@ -24,193 +24,41 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from . import adversarial
-from .afdm import AFDM
-from .blocks import BlockModel, Warp
-from .config import EXECUTION_KEYS, ConfigError, RunConfig, cap_raised
-from .data import (
-    BucketBatchSampler,
-    DataError,
-    EpochBatches,
-    EpochView,
-    Subset,
-    WordDataset,
-    collate,
-    cut,
-    load_dataset,
+from .blocks import Warp
+from .checkpoint import (
+    CHECKPOINT,
+    CHECKPOINT_SECONDS,
+    RunState,
+    host_copy,
+    restore_checkpoint,
+    same_run,
+    write_checkpoint,
 )
+from .config import ConfigError, RunConfig
+from .data import BucketBatchSampler, EpochBatches, EpochView, Subset, WordDataset, collate
 from .data.synth import dataset_fingerprint
 from .device import environment as device_environment
 from .device import resolve_device, seed_everything
-from .models import build_model
+from .parts import Parts, build_parts, load_splits, lr_at, to_device, width_sorted_batches
 from .probe import adversary_probe
-from .results import RECORD, ResultsError, make_record, now, read_record, save_torch, write_json
+from .results import RECORD, ResultsError, make_record, now, read_record, write_json
 from .tasks import Task, make_task
 
-CHECKPOINT = "checkpoint.pt"
-# a checkpoint is written at the end of every epoch, after every validation (eval_every)
-# and, inside a long epoch, at least this often (seconds of wall time); a resumed run
-# continues from the exact batch it was at, so killing a run loses at most this much
-CHECKPOINT_SECONDS = 300.0
-COMPILE_VARIANTS = 64  # compiled variants allowed of the blocks' shared forward
 PROGRESS_EVERY = 25  # steps between progress-bar loss updates (each reads the device)
 
 
 class DivergedError(RuntimeError):
     """The loss stayed non-finite for too many consecutive steps."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used (other model, truncated file)."""
-
-
-# --- helpers -------------------------------------------------------------------------
-def load_splits(cfg: RunConfig) -> tuple[WordDataset, WordDataset, WordDataset]:
-    """Train (cut), validation and test splits of ``cfg.dataset``."""
-    options = dict(cfg.data_options)
-    if cfg.strict:
-        options["strict"] = True
-    full = load_dataset(cfg.dataset, cfg.data_root, "train", **options)
-    train = cut(full, cfg.train_size, cfg.fraction, cfg.seed)
-    val = load_dataset(cfg.dataset, cfg.data_root, "val", size=cfg.val_size, **options)
-    test = load_dataset(cfg.dataset, cfg.data_root, "test", size=cfg.test_size, **options)
-    for ds in (train, val, test):
-        ds.height = cfg.height
-    if len(train) == 0:
-        raise DataError(f"{cfg.dataset}: the training cut is empty")
-    for name, ds in (("validation", val), ("test", test)):
-        if len(ds) == 0:
-            raise DataError(f"{cfg.dataset}: the {name} split is empty")
-    train.augment, train.aug_seed = cfg.augment, cfg.seed
-    return train, val, test
-
-
-def build_afdm(cfg: RunConfig, model: BlockModel) -> AFDM | None:
-    if cfg.method == "none":
-        return None
-    groups = cfg.groups
-    while model.afdm_channels % groups:  # narrow CPU widths: fall back to a divisor
-        groups -= 1
-    # the localisation net is initialised from a generator of its own: building it leaves
-    # the global RNG as it is for `none`, so nothing else differs between the methods
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + 104729)
-        return AFDM(model.afdm_channels, groups, cfg.grid_rows, cfg.grid_cols, cfg.max_shift,
-                    mode="adversarial" if cfg.method == "afdm" else "random",
-                    noise=cfg.afdm_noise, random_shift=cfg.random_shift,
-                    random_scale=cfg.random_scale, loc_norm=cfg.afdm_loc_norm,
-                    loc_bias=cfg.afdm_loc_bias, loc_leak=cfg.afdm_loc_leak)
-
-
-def width_sorted_batches(ds: WordDataset, batch_size: int) -> list[list[int]]:
-    """Evaluation batches of similar width (order does not change the metrics)."""
-    order = sorted(range(len(ds)), key=ds.width_hint)
-    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def lr_at(lr: float, step: int, total: float, warmup_steps: int = 0,
-          decay_steps: int = 0) -> float:
-    """The recognizer's lr at 0-based ``step`` of ``total``: a linear ramp over the first
-    ``warmup_steps`` steps, constant, then linear towards 0 over the last ``decay_steps``
-    steps (the last step still moves, at lr/decay_steps)."""
-    factor = 1.0
-    if warmup_steps > 0:
-        factor = min(factor, (step + 1) / warmup_steps)
-    if decay_steps > 0 and step >= total - decay_steps:
-        factor = min(factor, max(total - step, 0) / decay_steps)
-    return lr * factor
-
-
-def apply_speed_options(cfg: RunConfig, model: BlockModel) -> None:
-    """Opt-in speed switches (off by default): ``channels_last`` memory layout (also a
-    large win on CPU, see ``afdm bench``), and ``compile``: torch.compile of each conv
-    block's forward (state_dict keys unchanged; dynamic shapes because bucketed batches
-    vary in width; compiling takes a while, worth it on CUDA)."""
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        # every block shares one forward code object, and each block, train/eval mode and
-        # grad setting is a variant of it: at dynamo's default limit of 8 the later
-        # blocks silently ran uncompiled
-        import torch._dynamo as dynamo  # its config is the documented place of the limit
-
-        dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, COMPILE_VARIANTS)
-        for block in model.blocks:
-            block.forward = torch.compile(block.forward, dynamic=True)
-
-
-def to_device(images: torch.Tensor, widths: torch.Tensor, device: torch.device,
-              channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Host-to-device copy of a batch; non-blocking (the loader pins memory on CUDA)."""
-    fmt = torch.channels_last if channels_last else torch.preserve_format
-    return (images.to(device, non_blocking=True, memory_format=fmt),
-            widths.to(device, non_blocking=True))
-
-
-def host_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A copy of a state_dict on the CPU (a fresh copy even where it already is there)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
-
-
-def _same_run(saved: dict[str, Any], cfg: RunConfig) -> bool:
-    """Whether a stored config is ``cfg`` up to execution-only keys (device, quiet, ...)."""
-    mine = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS}
-    return {k: v for k, v in saved.items() if k not in EXECUTION_KEYS} == mine
-
-
-@dataclass
-class RunState:
-    """Where a run stands: what the checkpoint saves (``best_state`` apart) and resumes."""
-
-    epoch: int = 0
-    step: int = 0  # recognizer steps taken
-    afdm_steps: int = 0  # adversary updates taken (warm-up included)
-    bad_steps: int = 0  # steps skipped as non-finite
-    bad_in_a_row: int = 0
-    best: float | None = None  # best validation metric so far, at best_step
-    best_step: int = 0
-    evals_since_best: int = 0
-    curve: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    stopped_early: bool = False  # patience ran out
-    batch_in_epoch: int = 0  # > 0: a mid-epoch checkpoint, resumed at that batch
-    # training loss since the last validation point (a float64 tensor on the device
-    # while training; a float in the checkpoint)
-    loss_sum: float | torch.Tensor = 0.0
-    loss_n: int = 0
-    resumes: list[dict[str, Any]] = field(default_factory=list)
-    wall_seconds: float = 0.0  # of earlier processes of this run
-    best_state: dict[str, torch.Tensor] | None = None  # the model at best_step
-
-    def saved(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "best_state"}
-        out["loss_sum"] = float(self.loss_sum)
-        return out
-
-
-@dataclass
-class Parts:
-    """What a run trains: the task, the recognizer, the AFDM (None for ``none``) and
-    their optimisers (``opt_afdm`` None unless ``afdm``)."""
-
-    task: Task
-    model: BlockModel
-    afdm: AFDM | None
-    opt: torch.optim.Optimizer
-    opt_afdm: torch.optim.Optimizer | None
-    device: torch.device
 
 
 class Trainer:
@@ -236,6 +84,7 @@ class Trainer:
         # random draws (random displacements, the adversary's noise); checkpointed
         self.mask_gen = torch.Generator().manual_seed(cfg.seed * 1000003 + 11)
         self.draw_gen = torch.Generator().manual_seed(cfg.seed * 1000003 + 13)
+        self.generators = {"mask": self.mask_gen, "draw": self.draw_gen}
         # the last recognizer step's T_A output (key "t_a"), for afdm_reuse_features
         self.kept: dict[str, torch.Tensor] = {}
         self.wall_start = time.perf_counter()
@@ -255,7 +104,7 @@ class Trainer:
         error a ``failed`` record with the reason is written, then the error is raised."""
         cfg = self.cfg
         done = read_record(self.out)
-        if done is not None and done["status"] == "ok" and _same_run(done["config"], cfg):
+        if done is not None and done["status"] == "ok" and same_run(done["config"], cfg):
             self._say(f"{self.out} is already finished ({done['metrics'].get('steps')} steps); "
                       f"nothing to do")
             return done
@@ -320,18 +169,7 @@ class Trainer:
 
     def build(self, task: Task, device: torch.device) -> Parts:
         """The recognizer for ``task``, its AFDM and both optimisers, on ``device``."""
-        cfg = self.cfg
-        model = build_model(cfg.arch, task.num_outputs, cfg.width, cfg.height,
-                            cfg.insert_after, cfg.batch_norm, cfg.fc_dropout).to(device)
-        apply_speed_options(cfg, model)
-        afdm = build_afdm(cfg, model)
-        if afdm is not None:
-            afdm.to(device)
-            afdm.generator = self.draw_gen
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        opt_afdm = (torch.optim.Adam(afdm.parameters(), lr=cfg.afdm_lr)
-                    if afdm is not None and afdm.loc is not None else None)
-        self.parts = Parts(task, model, afdm, opt, opt_afdm, device)
+        self.parts = build_parts(self.cfg, task, device, self.draw_gen)
         return self.parts
 
     def _eval_data(self) -> None:
@@ -656,50 +494,14 @@ class Trainer:
     # --- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, finished: bool) -> None:
         """Write the checkpoint (atomically): everything a resume needs."""
-        p, st = self.parts, self.state
-        save_torch({
-            "format": "afdm-study/1", "config": self.cfg.to_dict(), "task": p.task.state(),
-            "model": p.model.state_dict(), "afdm": p.afdm.state_dict() if p.afdm else None,
-            "opt": p.opt.state_dict(),
-            "opt_afdm": p.opt_afdm.state_dict() if p.opt_afdm else None,
-            "state": {**st.saved(), "wall_seconds": st.wall_seconds + time.perf_counter()
-                      - self.wall_start},
-            "best_state": st.best_state, "finished": finished,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-                    "python": list(random.getstate()[1]), "mask": self.mask_gen.get_state(),
-                    "draw": self.draw_gen.get_state()},
-        }, self.out / CHECKPOINT)
+        wall = self.state.wall_seconds + time.perf_counter() - self.wall_start
+        write_checkpoint(self.out / CHECKPOINT, self.cfg, self.parts, self.state, wall,
+                         self.generators, finished)
 
     def _resume(self, path: Path) -> None:
-        p = self.parts
-        ckpt = load_checkpoint(path)
-        saved = ckpt.get("config")
-        saved = saved if isinstance(saved, dict) else {}
-        if not (_same_run(saved, self.cfg) or cap_raised(saved, self.cfg.to_dict())):
-            mine = self.cfg.to_dict()
-            diff = sorted(k for k in mine if k not in EXECUTION_KEYS
-                          and mine.get(k) != saved.get(k))
-            raise CheckpointError(f"{path}: checkpoint of a different run (config differs in "
-                                  f"{diff}); use another --out folder")
-        try:
-            p.model.load_state_dict(ckpt["model"])
-            if p.afdm is not None and ckpt["afdm"] is not None:
-                p.afdm.load_state_dict(ckpt["afdm"])
-            p.opt.load_state_dict(ckpt["opt"])
-            if p.opt_afdm is not None and ckpt["opt_afdm"] is not None:
-                p.opt_afdm.load_state_dict(ckpt["opt_afdm"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if "mask" in ckpt["rng"]:
-                self.mask_gen.set_state(ckpt["rng"]["mask"])
-                self.draw_gen.set_state(ckpt["rng"]["draw"])
-            known = {f.name for f in fields(RunState)}
-            self.state = RunState(**{k: v for k, v in ckpt["state"].items() if k in known},
-                                  best_state=ckpt["best_state"])
-        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{path}: checkpoint does not fit this model ({exc}); "
-                                  f"use another --out folder") from exc
+        self.state, ckpt = restore_checkpoint(path, self.cfg, self.parts, self.generators)
         self._resume_rng = ckpt["rng"]["torch"]  # restored again after a mid-epoch resume
-        self._saved_cap = saved.get("max_steps")
+        self._saved_cap = ckpt["config"].get("max_steps")
         st = self.state
         entry = {"step": st.step, "epoch": st.epoch, "time": now()}
         if self._saved_cap != self.cfg.max_steps:  # the cap was raised (cap_raised): say so
@@ -707,19 +509,6 @@ class Trainer:
         st.resumes = list(st.resumes) + [entry]
         self._say(f"resuming {self.out} from step {st.step} (epoch {st.epoch}; "
                   f"resume {len(st.resumes)})")
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) with a clear error."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle refusal, ...
-        raise CheckpointError(f"{path}: not a readable afdm-study checkpoint ({exc}); "
-                              f"delete it to start the run afresh") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "afdm-study/1":
-        raise CheckpointError(f"{path}: not an afdm-study checkpoint")
-    return ckpt
 
 
 def train(cfg: RunConfig, out: str | Path, progress: bool | None = None) -> dict[str, Any]:

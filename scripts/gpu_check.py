@@ -95,7 +95,8 @@ def trainer_steps(cfg, task, model, afdm, images, widths, texts, lr: float = SGD
     returns the recognizer loss, both gradient norms and the skipped steps."""
     import torch
 
-    from afdm_lib.train import Parts, Trainer
+    from afdm_lib.parts import Parts
+    from afdm_lib.train import Trainer
 
     # writes nothing; p_warp 1: every word of the batch warped in the recognizer step
     trainer = Trainer(cfg.replace(p_warp=1.0), Path("unused-gpu-check-run"), progress=False)
@@ -140,8 +141,8 @@ def _build(cfg, ds, device):
     import torch
 
     from afdm_lib.models import build_model
+    from afdm_lib.parts import apply_speed_options, build_afdm
     from afdm_lib.tasks import make_task
-    from afdm_lib.train import apply_speed_options, build_afdm
 
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, ds)
@@ -441,10 +442,11 @@ train_sizes = [64]
 def step_roundtrip(rep: Report, dry_run: bool, work: Path) -> None:
     import torch
 
+    from afdm_lib.checkpoint import load_checkpoint
     from afdm_lib.config import RunConfig
     from afdm_lib.results import read_record
     from afdm_lib.sweep import expand, run_sweep
-    from afdm_lib.train import load_checkpoint, train
+    from afdm_lib.train import train
 
     device = _device(dry_run)
     presets = work / "roundtrip-presets.toml"

@@ -21,10 +21,11 @@ from afdm_lib.config import RunConfig
 from afdm_lib.crnn import CRNN
 from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
+from afdm_lib.parts import load_splits
 from afdm_lib.probe import adversary_probe
 from afdm_lib.recognition import RecognitionTask
 from afdm_lib.tasks import make_task
-from afdm_lib.train import Trainer, load_splits, train
+from afdm_lib.train import Trainer, train
 
 
 def batch(n: int = 8, dataset: str = "digits-latin"):

@@ -226,7 +226,7 @@ def test_insertion_errors_say_what_is_wrong():
 def test_the_module_defaults_are_the_studys_anti_collapse_settings():
     from afdm_lib.config import RunConfig
     from afdm_lib.models import build_model
-    from afdm_lib.train import build_afdm
+    from afdm_lib.parts import build_afdm
 
     cfg, afdm = RunConfig(method="afdm"), AFDM(16)
     assert (afdm.groups, afdm.rows, afdm.cols, afdm.max_shift, afdm.noise) == (

@@ -19,10 +19,11 @@ import torch
 from faultkit import FAULTS, MANIFEST_RUN, TEST_WORDS, TINY, write_manifest
 
 from afdm_lib import cli, results, sweep
+from afdm_lib.checkpoint import load_checkpoint
 from afdm_lib.config import RunConfig
 from afdm_lib.recognition import RecognitionTask
 from afdm_lib.results import ResultsError, read_record, write_json
-from afdm_lib.train import Trainer, load_checkpoint, train
+from afdm_lib.train import Trainer, train
 
 
 def afdm(capsys, *args: str) -> tuple[int, str]:

@@ -838,6 +838,12 @@ def test_cross_commit_pairs_are_flagged_only_where_a_replay_differs(study: Path)
     line = verification.verification_line(study, ok)
     assert line.startswith("*Verified:* 8 of 21 records") and "1 differ" in line
     assert "12 were not replayed" in line
+    # a record of another CPU kind that matched its own code's replay here: said so
+    data = json.loads((study / "verification.json").read_text())
+    data["records"]["none-100-1"].update(reference="own-code replay", same_cpu=False)
+    write_json(study / "verification.json", data)
+    text = verification.verification_fragment(study, report.load_runs(study).ok)
+    assert "1 of the matching records were made on another kind of CPU" in text
 
 
 def test_a_malformed_verification_file_is_a_clear_error(study: Path):

@@ -16,8 +16,9 @@ import afdm_lib.train as train_module
 from afdm_lib import adversarial
 from afdm_lib.config import RunConfig
 from afdm_lib.data import collate, load_dataset
+from afdm_lib.parts import load_splits
 from afdm_lib.tasks import make_task
-from afdm_lib.train import Trainer, load_splits, train
+from afdm_lib.train import Trainer, train
 
 PROJECT = str(Path(afdm_lib.__file__).resolve().parent)
 # what reads a tensor's value on the host: on a GPU each is a host-device sync
@@ -231,7 +232,7 @@ def test_compile_allows_a_variant_per_block_mode_and_grad_setting(monkeypatch):
     import torch._dynamo as dynamo
 
     from afdm_lib.models import build_model
-    from afdm_lib.train import COMPILE_VARIANTS, apply_speed_options
+    from afdm_lib.parts import COMPILE_VARIANTS, apply_speed_options
 
     monkeypatch.setattr(dynamo.config, "recompile_limit", 8)  # dynamo's default
     model = build_model("crnn", 12, 0.125)

@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from afdm_lib.afdm import AFDM
+from afdm_lib.checkpoint import CheckpointError
 from afdm_lib.config import ConfigError, RunConfig
 from afdm_lib.data import collate, load_dataset
 from afdm_lib.models import build_model
+from afdm_lib.parts import lr_at
 from afdm_lib.recognition import RecognitionTask
-from afdm_lib.train import CheckpointError, DivergedError, Trainer, lr_at, train
+from afdm_lib.train import DivergedError, Trainer, train
 
 
 def fixed_batch(n=16):
@@ -167,7 +169,6 @@ def test_the_trainer_steps_with_the_scheduled_lr(tmp_path, tiny_cfg, monkeypatch
 def test_a_checkpoint_of_another_run_is_refused(tmp_path, tiny_cfg):
     train(tiny_cfg, tmp_path)
     (tmp_path / "record.json").unlink()
-    from afdm_lib.train import CheckpointError
 
     with pytest.raises(CheckpointError, match="different run"):
         train(tiny_cfg.replace(lr=0.5), tmp_path)

@@ -54,3 +54,61 @@ def test_first_difference_reads_probes_and_nan():
     b = [{**a[0], "probe": {"loss_afdm": 1.5}}]
     assert first_difference(a, b)["key"] == "probe.loss_afdm"
     assert first_difference(a + a, a)["key"] == "step"  # a replay that stopped short
+
+
+def _as_if_made_elsewhere(root):
+    """The fixture's record as a machine of another CPU kind would have made it: its own
+    code, a curve that differs from this machine's in the last bits."""
+    path = root / "runs" / "cell-a" / "record.json"
+    record = json.loads(path.read_text())
+    record["environment"]["cpu"] = "another CPU kind"
+    record["environment"]["git_commit"] = "0" * 40
+    record["curve"][0]["train_loss"] += 1e-7
+    write_json(path, record)
+
+
+def test_a_record_of_another_cpu_kind_is_verified_against_its_own_codes_replay(
+        results, monkeypatch):
+    from afdm_lib import verify
+
+    _as_if_made_elsewhere(results)
+    # the record's "own code" is this checkout's (a test cannot commit); code_at is
+    # tested on its own below
+    monkeypatch.setattr(verify, "code_at", lambda commit, dest: verify.REPO)
+    plain = verify_results(results, points=2, say=lambda _: None)["records"]["cell-a"]
+    assert plain["status"] == "differs" and plain["same_cpu"] is False
+    entry = verify_results(results, points=2, say=lambda _: None,
+                           own_code=True)["records"]["cell-a"]
+    assert entry["status"] == "match", entry
+    assert entry["reference"] == "own-code replay"
+    assert entry["record_difference"]["key"] == "train_loss"  # the machine's difference
+    # a trainer changed here (not in the own code's subprocess) is caught
+    lr_at = train_module.lr_at
+    monkeypatch.setattr(train_module, "lr_at", lambda lr, *a, **k: lr_at(lr * 1.01, *a, **k))
+    changed = verify_results(results, points=2, say=lambda _: None, own_code=True,
+                             force=True)["records"]["cell-a"]
+    assert changed["status"] == "differs" and changed["reference"] == "own-code replay"
+    assert changed["first_difference"]["step"] == 2
+
+
+def test_a_warped_record_is_replayed_up_to_its_first_probe():
+    from afdm_lib.verify import replay_points
+
+    curve = [{"step": 100}, {"step": 200}, {"step": 300}, {"step": 400, "probe": {"x": 1}},
+             {"step": 500, "probe": {"x": 2}}]
+    assert replay_points({"curve": curve}, 2) == 4
+    assert replay_points({"curve": curve[:2]}, 2) == 2  # `none`: no probe
+    assert replay_points({"curve": curve[:1]}, 2) == 1
+
+
+def test_code_at_takes_a_commits_run_code_from_git(tmp_path):
+    from afdm_lib.results import git_commit
+    from afdm_lib.verify import code_at
+
+    commit = git_commit()
+    if commit is None:
+        pytest.skip("not a git checkout")
+    tree = code_at(commit, tmp_path / "c" / "code")
+    assert (tree / "afdm_lib" / "train.py").is_file()
+    with pytest.raises(RuntimeError, match="git archive"):
+        code_at("f" * 40, tmp_path / "d" / "code")

@@ -15,9 +15,9 @@ import torch
 
 from afdm_lib import warps
 from afdm_lib.afdm import regular_grid
+from afdm_lib.checkpoint import CheckpointError, load_checkpoint
 from afdm_lib.report import warp_gallery
 from afdm_lib.results import read_record
-from afdm_lib.train import CheckpointError, load_checkpoint
 from afdm_lib.warps.explorer import WarpExplorer, find_runs
 
 matplotlib.use("Agg")

@@ -155,9 +155,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import bilstm
 from ..config import RunConfig
 from ..data import BucketBatchSampler, WordDataset, collate, load_dataset
+from ..device import resolve_device, seed_everything
+from ..parts import to_device
 from ..results import environment, now, run_cost_keys, write_json
 from ..tasks import make_task
-from ..train import Trainer, resolve_device, seed_everything, to_device
+from ..train import Trainer
 from .kernels import (
     Clock,
     conv_layers,

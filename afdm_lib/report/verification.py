@@ -13,7 +13,14 @@ The file's format (schema 1)::
      "records": {"<cell_id>": {"status": "match" | "differs" | "error", "steps": int,
                                "points": int, "first_difference": null | {"step": int,
                                "key": str, "recorded": float, "replayed": float},
-                               "error": null | str}}}
+                               "error": null | str, "same_cpu": bool | null,
+                               "reference": "record" | "own-code replay",
+                               "record_difference": ...}}}
+
+``reference`` says what the replay was compared with: the committed curve, or (a record
+of another CPU kind, ``afdm verify --own-code``) a replay of the record's own commit on
+the same machine; ``record_difference`` then keeps the machine's difference from the
+committed curve.
 """
 
 from __future__ import annotations
@@ -108,24 +115,38 @@ def verification_fragment(results_dir: str | Path, runs: pd.DataFrame) -> str:
            f"record's first steps re-run from its own config and seed, the learning curve "
            f"compared exactly with the committed one.\n",
            markdown_table(["status", "records"], rows)]
+    by_own = [c for c in cells if records.get(c, {}).get("status") == "match"
+              and records[c].get("reference") == "own-code replay"]
+    if by_own:
+        out.append(f"\n{len(by_own)} of the matching records were made on another kind of "
+                   f"CPU. Float rounding differs between CPU kinds, so no replay here gives "
+                   f"their committed curve to the bit, not even on their own code. Each was "
+                   f"therefore also replayed here by the code of its own commit (the commit "
+                   f"its record names), and the two replays were compared: identical curves "
+                   f"mean that this commit computes what the record's code computed.\n")
     other_cpu = sum(1 for c in cells if records.get(c, {}).get("status") == "differs"
-                    and records[c].get("same_cpu") is not True)
+                    and records[c].get("same_cpu") is not True
+                    and records[c].get("reference", "record") == "record")
     if other_cpu:
         out.append(f"\n{other_cpu} of the records that differ were made on another kind of "
                    f"CPU than the replay, or do not name theirs (records name it since "
                    f"2026-12-07). Float rounding differs between CPU kinds (vector "
                    f"extensions), so for these a difference says nothing about the code: "
-                   f"only a replay on the record's own kind of CPU can clear its flag.\n")
+                   f"a replay on the record's own kind of CPU, or `afdm verify --own-code` "
+                   f"(a replay of the record's own commit here to compare with), can clear "
+                   f"its flag.\n")
     bad = [(c, records[c]) for c in sorted(records) if records[c]["status"] != "match"]
     if bad:
         table = []
         for cell, e in bad:
             d = e.get("first_difference") or {}
-            table.append([f"`{cell}`", e["status"], e.get("steps", "–"), e.get("points", "–"),
+            table.append([f"`{cell}`", e["status"], e.get("reference", "record"),
+                          e.get("steps", "–"), e.get("points", "–"),
                           d.get("step", "–"), d.get("key", "–"), _num(d.get("recorded")),
                           _num(d.get("replayed")), str(e.get("error") or "")[:120]])
         out.append("\nRecords whose replay did not match:\n\n" + markdown_table(
-            ["record", "status", "steps replayed", "points compared", "first differing step",
+            ["record", "status", "compared with", "steps replayed", "points compared",
+             "first differing step",
              "curve key", "recorded", "replayed", "error"], table))
     else:
         out.append("\nEvery replayed record matched.\n")

@@ -145,7 +145,7 @@ GALLERY_SIBLINGS = ("regimes", "ablation")
 def afdm_checkpoints(results_dir: str | Path, limit: int = 4) -> list[Path]:
     """Checkpoints of finished AFDM runs (at most one per dataset, ``limit`` in all, real
     handwriting first), in ``results_dir`` and the folders of GALLERY_SIBLINGS."""
-    from ..train import CHECKPOINT
+    from ..checkpoint import CHECKPOINT
 
     folders = [Path(results_dir)] + [f for name in GALLERY_SIBLINGS
                                      if (f := sibling_results(results_dir, name))]

@@ -25,17 +25,13 @@ import torch
 from ..adversarial import valid_columns
 from ..afdm import AFDM, training_statistics
 from ..blocks import BlockModel
+from ..checkpoint import CHECKPOINT, CheckpointError, load_checkpoint
 from ..config import RunConfig
 from ..data import collate, load_dataset
 from ..models import build_model
+from ..parts import build_afdm
 from ..tasks import Task, task_from_state
-from ..train import (
-    CHECKPOINT,
-    CheckpointError,
-    build_afdm,
-    load_checkpoint,
-    train,
-)
+from ..train import train
 
 
 @dataclass

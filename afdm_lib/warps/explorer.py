@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import CHECKPOINT
 from ..results import read_json, read_record, run_files
-from ..train import CHECKPOINT
 from . import (
     WarpSetup,
     WarpView,
