@@ -19,7 +19,7 @@ verification resumes; records already verified on the same run code are skipped)
                            "commit": ..., "code_version": ...}}}
 
 A replay of a warped record (``random``, ``afdm``) runs at least to its first validation
-point with an adversary probe, so that the warp itself is replayed.
+point after the recognizer's warm-up, so that warped steps are replayed.
 
 **Another kind of CPU.** Float rounding differs between CPU kinds (their vector
 extensions), so a record made on another kind never replays to the bit here, even on its
@@ -90,6 +90,11 @@ def first_difference(recorded: list[dict[str, Any]], replayed: list[dict[str, An
     as ``probe.<key>``), or None when ``replayed`` equals the start of ``recorded``."""
     for old, new in zip(recorded, replayed):
         flat_old, flat_new = _flat(old), _flat(new)
+        if ("probe" in old) != ("probe" in new):
+            # a probe on one side only differs in what was written down (older code
+            # began probing one point sooner), not in what was computed: a probe leaves
+            # every state it touches as it was, so a trajectory it changed shows later
+            flat_old, flat_new = _unprobed(flat_old), _unprobed(flat_new)
         for key in sorted(set(flat_old) | set(flat_new)):
             if key in IGNORED:
                 continue
@@ -100,6 +105,10 @@ def first_difference(recorded: list[dict[str, Any]], replayed: list[dict[str, An
         return {"step": recorded[len(replayed)].get("step"), "key": "step",
                 "recorded": recorded[len(replayed)].get("step"), "replayed": None}
     return None
+
+
+def _unprobed(flat: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flat.items() if not k.startswith("probe.")}
 
 
 def _flat(point: dict[str, Any]) -> dict[str, Any]:
@@ -121,9 +130,14 @@ def _uncommitted_run_code() -> bool:
 
 def replay_points(record: dict[str, Any], points: int) -> int:
     """How many validation points of ``record`` to replay: ``points``, and for a warped
-    record at least up to its first point with an adversary probe (its warp at work)."""
+    record (``random``, ``afdm``) at least up to its first point after the recognizer's
+    warm-up, so that warped steps are replayed."""
     curve = record.get("curve") or []
-    warped = next((i + 1 for i, p in enumerate(curve) if p.get("probe")), 0)
+    config = record.get("config") or {}
+    warped = 0
+    if config.get("method", "none") != "none":
+        warmup = int(config.get("warmup_steps") or 0)
+        warped = next((i + 1 for i, p in enumerate(curve) if p.get("step", 0) > warmup), 0)
     return min(max(points, warped), len(curve))
 
 

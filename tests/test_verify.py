@@ -54,6 +54,11 @@ def test_first_difference_reads_probes_and_nan():
     b = [{**a[0], "probe": {"loss_afdm": 1.5}}]
     assert first_difference(a, b)["key"] == "probe.loss_afdm"
     assert first_difference(a + a, a)["key"] == "step"  # a replay that stopped short
+    # a probe written on one side only (older code probed one point sooner) is not a
+    # difference of the computation; the rest of the point still is compared
+    unprobed = {k: v for k, v in a[0].items() if k != "probe"}
+    assert first_difference(a, [unprobed]) is None
+    assert first_difference(a, [{**unprobed, "val_cer": 0.5}])["key"] == "val_cer"
 
 
 def _as_if_made_elsewhere(root):
@@ -91,14 +96,15 @@ def test_a_record_of_another_cpu_kind_is_verified_against_its_own_codes_replay(
     assert changed["first_difference"]["step"] == 2
 
 
-def test_a_warped_record_is_replayed_up_to_its_first_probe():
+def test_a_warped_record_is_replayed_past_the_warm_up():
     from afdm_lib.verify import replay_points
 
     curve = [{"step": 100}, {"step": 200}, {"step": 300}, {"step": 400, "probe": {"x": 1}},
              {"step": 500, "probe": {"x": 2}}]
-    assert replay_points({"curve": curve}, 2) == 4
-    assert replay_points({"curve": curve[:2]}, 2) == 2  # `none`: no probe
-    assert replay_points({"curve": curve[:1]}, 2) == 1
+    warped = {"method": "random", "warmup_steps": 300}
+    assert replay_points({"curve": curve, "config": warped}, 2) == 4
+    assert replay_points({"curve": curve, "config": {"method": "none"}}, 2) == 2
+    assert replay_points({"curve": curve[:1], "config": warped}, 2) == 1
 
 
 def test_code_at_takes_a_commits_run_code_from_git(tmp_path):
