@@ -4,6 +4,7 @@ cells (a sibling ``regimes`` folder) with known differences and generalisation g
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,22 @@ def test_capped_runs_get_no_verdict(folders, tmp_path, monkeypatch):
     text = regimes.regimes_fragment(report.load_runs(study), tmp_path / "fig", "fig", extra)
     row = next(r for r in text.splitlines() if "width=0.5" in r and "afdm − none" in r)
     assert "no verdict: step cap hit" in row
+
+
+def test_the_adversarys_settings_are_a_recipe_not_a_regime(folders, tmp_path):
+    # the regimes preset runs `afdm` at the decided adversary setting (1 update per step)
+    # while the base rows were made with 3: its cells still pair with their own `none`
+    # and `random`, and the page names the difference instead of splitting the cell
+    study, extra = folders
+    for s in range(3):
+        path = study / "runs" / f"afdm-{s}" / "record.json"
+        rec = json.loads(path.read_text())
+        rec["config"]["afdm_steps"] = 3
+        write_json(path, rec)
+    df = regimes.regime_runs(report.load_runs(study), report.load_runs(extra))
+    assert set(df[df["path"].str.contains("afdm-w-")]["setting"]) == {"width=0.5"}
+    text = regimes.regimes_fragment(report.load_runs(study), tmp_path / "fig", "fig", extra)
+    assert "afdm_steps=3 in gw, 500 words, crnn (base recipe)" in text
+    assert "afdm_steps=1 in" in text and "(width=0.5)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| gw")]
+    assert any("width=0.5" in r and "afdm − none" in r and "(n=3)" in r for r in rows)

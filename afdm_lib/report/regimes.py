@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import METHODS, matters_for
+from ..config import ADVERSARY_KEYS, METHODS, matters_for
 from ..results import read_record
 from .figures import CURVE_KEYS
 from .forest import forest_rows, plot_forest
@@ -40,8 +40,10 @@ from .tables import full_cells, size_words, verdict_table
 REGIMES_PRESET = "regimes"
 DATASET = "gw"
 FOREST = "regimes-forest.png"
-# config keys that set a budget, not a regime (the full fold has a higher step cap)
-NOT_REGIME = ("max_steps", "epochs", "quiet")
+# config keys that set a budget, not a regime (the full fold has a higher step cap); the
+# adversary's own settings are the recipe of `afdm`, not a regime: every regime cell runs
+# the preset's, and the page says where rows differ in them (adversary_note)
+NOT_REGIME = ("max_steps", "epochs", "quiet", *ADVERSARY_KEYS)
 ROW_KEYS = ["task", "arch", "dataset", "train_size", "setting"]
 
 
@@ -230,6 +232,26 @@ def _reading(tests: pd.DataFrame, table: pd.DataFrame, metric: Metric, full: set
     return out
 
 
+def adversary_note(df: pd.DataFrame, full: Any) -> str:
+    """A sentence naming the adversary settings (``ADVERSARY_KEYS``) of the `afdm` runs
+    per row where rows differ in them; empty where every row's are the same."""
+    afdm = df[df["method"] == "afdm"]
+    keys = [k for k in ADVERSARY_KEYS if f"config.{k}" in afdm.columns]
+    rows: dict[str, list[str]] = {}
+    for _, part in afdm.groupby(ROW_KEYS, dropna=False, sort=True):
+        values = ", ".join(f"{k}={'/'.join(sorted({fmt_value(v) for v in part[f'config.{k}']}))}"
+                           for k in keys if part[f"config.{k}"].map(fmt_value).nunique() > 1
+                           or afdm[f"config.{k}"].map(fmt_value).nunique() > 1)
+        rows.setdefault(values, []).append(regime_label(part.iloc[0], full))
+    if len(rows) < 2:
+        return ""
+    parts = [f"{values} in {'; '.join(labels)}" for values, labels in rows.items()]
+    return ("\nThe `afdm` runs of these rows differ in the adversary's own settings (not a "
+            "regime: each cell compares its methods at one setting): " + "; ".join(parts)
+            + ". The regimes preset runs the decided setting ({doc}`Deviations "
+            "</deviations>`); the base rows are the study's own runs.\n")
+
+
 def regimes_fragment(study: Runs, figures: Path, figure_url: str,
                      regimes_dir: str | Path | None = None) -> str:
     """The generated body of the regimes page."""
@@ -280,6 +302,9 @@ def regimes_fragment(study: Runs, figures: Path, figure_url: str,
                    f"validation mAP) down.\n")
     else:
         out.append("*No regime cell has complete pairs of runs yet: nothing to compare.*\n")
+    note = adversary_note(df, full)
+    if note:
+        out.append(note)
     if len(waiting):
         items = []
         for _, r in waiting.iterrows():
