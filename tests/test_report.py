@@ -912,3 +912,15 @@ def test_cost_fragment_gives_the_iteration_ratio_and_the_runs_ratios():
     # (11 + 3 x 8) / 10 = 3.50 at the study's setting; (11 + 6 / 2) / 10 = 1.40
     assert row.split("|")[6].strip() == "3.50" and row.split("|")[7].strip() == "1.40"
     assert "| recognition gw 500 w0.25 | 2.99 | 0.92 | 5 | – |" in text
+
+
+def test_published_numbers_name_where_they_were_read(study: Path):
+    from afdm_lib.report.published import PUBLISHED, published_fragment
+
+    text = published_fragment(report.load_runs(study))
+    for framework, _, source, said in PUBLISHED:
+        assert said in text and source in text
+        if any(ch.isdigit() for ch in said.split("(")[0]):
+            # a number: from a paper's table, or saying what its source is instead
+            assert "table" in source.lower() or "not a paper" in source
+    assert "96.94" in text and "ssudholt/phocnet" in text

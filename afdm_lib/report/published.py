@@ -1,5 +1,5 @@
 """The Data page's comparison with the published base frameworks on George Washington:
-what their papers report (only numbers read in a cited source, with paper and table),
+what their papers and their authors' code report (only numbers read in a cited source),
 beside this study's plain backbone (`none`) at its reduced width, from the records."""
 
 from __future__ import annotations
@@ -14,17 +14,31 @@ from .tables import cell_label, fmt_cell, markdown_table
 NOT_READ = ("no number given here: the public sources searched for this page gave the "
             "paper's abstract, not its results table")
 
-# (framework, task, paper, what the sources read say). A number enters this table only
-# with the paper and its table, from a source read while writing it; none was found, so
-# every row says so instead of guessing.
+# (framework, task, source, what the source says). A number enters this table only as
+# read in its source (quoted, with the place it was read); where that source is not a
+# paper's table, the row says what it is. Searched 2026-12-08 (GitHub copies, the
+# papers' pages): no paper's results table was readable, so the paper rows give none.
 PUBLISHED: tuple[tuple[str, str, str, str], ...] = (
     ("CRNN", "recognition",
      "Shi, Bai, Yao: An end-to-end trainable neural network for image-based sequence "
      "recognition and its application to scene text recognition, TPAMI 2017",
      "no George Washington result found in the sources searched for this page"),
+    ("CNN-BLSTM-CTC (the CRNN design)", "recognition",
+     "Laia toolkit (Puigcerver), example `egs/washington`, README \"Results\" table, read "
+     "in the copy github.com/wjbmattingly/Laia at 47c33ea; not a paper",
+     "test CER 5.31 / 4.39 / 6.22 / 5.92 % on folds CV1-CV4, average 5.46 %: **text "
+     "lines** of the FKI washingtondb-v1.0, lexicon-free, no language model; lines, not "
+     "words, so not comparable with this study's word CER"),
     ("PHOCNet", "spotting",
      "Sudholt, Fink: PHOCNet: a deep convolutional neural network for word spotting in "
      "handwritten documents, ICFHR 2016 (arXiv:1604.00187)", NOT_READ),
+    ("PHOCNet", "spotting",
+     "the authors' code, github.com/ssudholt/phocnet README (commit 6c5a079), the example "
+     "output of `eval_phocnet.py qbe`; not a paper table",
+     "QbE mAP 96.94 % (\"mAP: 96.938955\") of a trained PHOCNet on fold 1's 1,215 test "
+     "words (gw_cv1_test.xml); that evaluation drops queries with AP = 0 (in effect the "
+     "words that occur once: `np.mean(avg_precs[avg_precs > 0])`, "
+     "src/phocnet/evaluation/phocnet_evaluator.py), this study keeps them"),
     ("TPP-PHOCNet", "spotting",
      "Sudholt, Fink: Evaluating word string embeddings and loss functions for CNN-based "
      "word spotting, ICDAR 2017", NOT_READ),
@@ -63,10 +77,11 @@ def published_fragment(runs: Runs) -> str:
     out = ["The papers of the base frameworks, and what this page can cite from them on "
            "George Washington (4-fold cross-validation; spotting in mAP, recognition in "
            "CER):\n",
-           markdown_table(["framework", "paper", "George Washington result (paper, table)"],
-                          [[f, paper, said] for f, _, paper, said in PUBLISHED]),
-           "\nNo published number is shown without its paper and table: where this page "
-           "gives none, none was read, and none is guessed. Published spotting results on "
+           markdown_table(["framework", "source", "George Washington result (as read there)"],
+                          [[f, source, said] for f, _, source, said in PUBLISHED]),
+           "\nNo number is shown without the source it was read in: where this page "
+           "gives none, none was read, and none is guessed; a number that is not from a "
+           "paper's table says where it is from. Published spotting results on "
            "George Washington are commonly reported at full width on all four folds, and "
            "some evaluation code drops queries with AP = 0 (this study keeps them), so "
            "compare with care.\n"]
