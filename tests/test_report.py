@@ -844,6 +844,8 @@ def test_cross_commit_pairs_are_flagged_only_where_a_replay_differs(study: Path)
     write_json(study / "verification.json", data)
     text = verification.verification_fragment(study, report.load_runs(study).ok)
     assert "1 of the matching records were made on another kind of CPU" in text
+    line = verification.verification_line(study, report.load_runs(study).ok)
+    assert "(1 of them made on another kind of CPU" in line
 
 
 def test_a_malformed_verification_file_is_a_clear_error(study: Path):
@@ -918,7 +920,7 @@ def test_published_numbers_name_where_they_were_read(study: Path):
     from afdm_lib.report.published import PUBLISHED, published_fragment
 
     text = published_fragment(report.load_runs(study))
-    for framework, _, source, said in PUBLISHED:
+    for _, _, source, said in PUBLISHED:
         assert said in text and source in text
         if any(ch.isdigit() for ch in said.split("(")[0]):
             # a number: from a paper's table, or saying what its source is instead

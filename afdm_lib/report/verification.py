@@ -83,8 +83,13 @@ def verification_line(results_dir: str | Path, runs: pd.DataFrame) -> str:
     status = [data["records"].get(c, {}).get("status") for c in cells]
     counts = {s: status.count(s) for s in STATUSES}
     missing = status.count(None)
+    by_own = sum(1 for c in cells if data["records"].get(c, {}).get("status") == "match"
+                 and data["records"][c].get("reference") == "own-code replay")
     text = (f"*Verified:* {counts['match']} of {len(cells)} records on this page replay "
             f"to their committed learning curves on commit {_commit(data)}")
+    if by_own:
+        text += (f" ({by_own} of them made on another kind of CPU: compared with a replay "
+                 f"by their own commit's code on the same machine)")
     extra = []
     if counts["differs"]:
         extra.append(f"{counts['differs']} differ")
