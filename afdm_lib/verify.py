@@ -166,15 +166,17 @@ def own_code_replay(record: dict[str, Any], points: int, code: Path,
     config = {**record["config"], "quiet": True}
     with tempfile.TemporaryDirectory(prefix="afdm-own-code-") as tmp:
         curve_file = Path(tmp) / "run" / "curve.json"
+        errors = Path(tmp) / "stderr.txt"  # a file, not a pipe: a full pipe would block it
         env = {**os.environ, "PYTHONPATH": str(code)}
-        proc = subprocess.Popen([sys.executable, "-c", OWN_CODE_SCRIPT, json.dumps(config),
-                                 str(curve_file.parent)], cwd=code, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        with errors.open("wb") as err:
+            proc = subprocess.Popen([sys.executable, "-c", OWN_CODE_SCRIPT,
+                                     json.dumps(config), str(curve_file.parent)], cwd=code,
+                                    env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True)
         deadline = time.monotonic() + timeout
         curve: list[dict[str, Any]] = []
         try:
-            while len(curve) < points:
+            while True:
                 finished = proc.poll() is not None
                 try:
                     curve = json.loads(curve_file.read_text())
@@ -183,9 +185,9 @@ def own_code_replay(record: dict[str, Any], points: int, code: Path,
                 if len(curve) >= points:
                     break
                 if finished:
-                    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                    last = errors.read_text(errors="replace").strip().splitlines()
                     raise RuntimeError(f"the own-code replay ended after {len(curve)} of "
-                                       f"{points} points: {err[-1] if err else 'no error'}")
+                                       f"{points} points: {last[-1] if last else 'no error'}")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the own-code replay took over {timeout:.0f} s")
                 time.sleep(0.5)
@@ -193,7 +195,6 @@ def own_code_replay(record: dict[str, Any], points: int, code: Path,
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            proc.stderr.close()
     return curve[:points]
 
 

@@ -236,12 +236,12 @@ def adversary_note(df: pd.DataFrame, full: Any) -> str:
     """A sentence naming the adversary settings (``ADVERSARY_KEYS``) of the `afdm` runs
     per row where rows differ in them; empty where every row's are the same."""
     afdm = df[df["method"] == "afdm"]
-    keys = [k for k in ADVERSARY_KEYS if f"config.{k}" in afdm.columns]
+    keys = [k for k in ADVERSARY_KEYS if f"config.{k}" in afdm.columns
+            and afdm[f"config.{k}"].map(fmt_value).nunique() > 1]  # those that vary
     rows: dict[str, list[str]] = {}
     for _, part in afdm.groupby(ROW_KEYS, dropna=False, sort=True):
-        values = ", ".join(f"{k}={'/'.join(sorted({fmt_value(v) for v in part[f'config.{k}']}))}"
-                           for k in keys if part[f"config.{k}"].map(fmt_value).nunique() > 1
-                           or afdm[f"config.{k}"].map(fmt_value).nunique() > 1)
+        values = ", ".join(f"{k}={'/'.join(sorted(set(part[f'config.{k}'].map(fmt_value))))}"
+                           for k in keys)
         rows.setdefault(values, []).append(regime_label(part.iloc[0], full))
     if len(rows) < 2:
         return ""

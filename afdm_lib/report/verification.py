@@ -72,6 +72,12 @@ def _cells(runs: pd.DataFrame) -> list[str]:
     return [] if runs.empty else [str(c) for c in runs["cell_id"].dropna()]
 
 
+def _own_code_matches(records: dict[str, Any], cells: list[str]) -> list[str]:
+    """The cells that match a replay by their own commit's code (another CPU kind)."""
+    return [c for c in cells if records.get(c, {}).get("status") == "match"
+            and records[c].get("reference") == "own-code replay"]
+
+
 def verification_line(results_dir: str | Path, runs: pd.DataFrame) -> str:
     """One sentence for a results page: how many of its records replay exactly."""
     data = load_verification(results_dir)
@@ -83,8 +89,7 @@ def verification_line(results_dir: str | Path, runs: pd.DataFrame) -> str:
     status = [data["records"].get(c, {}).get("status") for c in cells]
     counts = {s: status.count(s) for s in STATUSES}
     missing = status.count(None)
-    by_own = sum(1 for c in cells if data["records"].get(c, {}).get("status") == "match"
-                 and data["records"][c].get("reference") == "own-code replay")
+    by_own = len(_own_code_matches(data["records"], cells))
     text = (f"*Verified:* {counts['match']} of {len(cells)} records on this page replay "
             f"to their committed learning curves on commit {_commit(data)}")
     if by_own:
@@ -120,8 +125,7 @@ def verification_fragment(results_dir: str | Path, runs: pd.DataFrame) -> str:
            f"record's first steps re-run from its own config and seed, the learning curve "
            f"compared exactly with the committed one.\n",
            markdown_table(["status", "records"], rows)]
-    by_own = [c for c in cells if records.get(c, {}).get("status") == "match"
-              and records[c].get("reference") == "own-code replay"]
+    by_own = _own_code_matches(records, cells)
     if by_own:
         out.append(f"\n{len(by_own)} of the matching records were made on another kind of "
                    f"CPU. Float rounding differs between CPU kinds, so no replay here gives "
