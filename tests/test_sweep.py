@@ -95,11 +95,14 @@ def test_study_presets_cover_what_the_issues_ask():
     study = {(c.config.task, c.config.dataset, c.config.train_size): c.config.to_dict()
              for c in expand("cpu").cells if c.cell_id.endswith("-none-s0")}
     capacity = [c.config.to_dict() for c in expand("capacity").cells]
-    assert {(c["dataset"], c["width"]) for c in capacity} == {
-        ("digits-latin", 0.25), ("digits-latin", 0.5), ("gw", 0.125), ("gw", 0.5)}
+    assert {(c["arch"], c["dataset"], c["width"]) for c in capacity} == {
+        ("crnn", "digits-latin", 0.25), ("crnn", "digits-latin", 0.5), ("crnn", "gw", 0.125),
+        ("crnn", "gw", 0.5), ("resnet-crnn", "gw", 0.25), ("resnet-crnn", "gw", 0.5)}
     for c in capacity:
         base = study[(c["task"], c["dataset"], c["train_size"])]
-        assert {k for k in c if c[k] != base[k]} == {"width"}
+        # the residual backbone runs the CRNN's recipe: only the width and the trunk change
+        changed = {k for k in c if c[k] != base[k]}
+        assert changed == {"width"} if c["arch"] == "crnn" else changed - {"width"} == {"arch"}
 
     paper = expand("paper")
     assert paper.max_jobs == 1
