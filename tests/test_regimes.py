@@ -20,7 +20,8 @@ def write_gw(root: Path, name: str, *, method: str, seed: int, cer: float, train
     # insert_after 0 (image space) is set on the dict: the trainer's support for it is
     # another change; the page only reads records
     insert_after = config.pop("insert_after", None)
-    cfg = RunConfig(task="recognition", arch="crnn", dataset="gw", method=method, seed=seed,
+    cfg = RunConfig(task="recognition", arch=config.pop("arch", "crnn"), dataset="gw",
+                    method=method, seed=seed,
                     train_size=500, width=config.pop("width", 0.25), **config).to_dict()
     if insert_after is not None:
         cfg["insert_after"] = insert_after
@@ -125,3 +126,22 @@ def test_the_adversarys_settings_are_a_recipe_not_a_regime(folders, tmp_path):
     assert "afdm_steps=1 in" in text and "(width=0.5)" in text
     rows = [line for line in text.splitlines() if line.startswith("| gw")]
     assert any("width=0.5" in r and "afdm − none" in r and "(n=3)" in r for r in rows)
+
+
+def test_a_second_backbone_is_compared_with_its_own_runs(folders, tmp_path, monkeypatch):
+    # resnet-crnn (issue 39) at the base recipe: a row of its own beside the CRNN's rows,
+    # its AFDM paired with its own `none` and `random`, never with the CRNN's
+    study, extra = folders
+    _planned(monkeypatch)
+    for s, cer in enumerate((0.50, 0.52, 0.51)):
+        for method, shift in (("none", 0.0), ("random", 0.002), ("afdm", 0.1)):
+            write_gw(extra, f"{method}-r-{s}", method=method, seed=s, arch="resnet-crnn",
+                     cer=cer + shift + 0.001 * s * (method == "afdm"), train_cer=0.3)
+    df = regimes.regime_runs(report.load_runs(study), report.load_runs(extra))
+    assert set(df[df["path"].str.contains("-r-")]["setting"]) == {""}
+    text = regimes.regimes_fragment(report.load_runs(study), tmp_path / "fig", "fig", extra)
+    rows = [line for line in text.splitlines() if line.startswith("| gw, 500 words, resnet")]
+    assert len(rows) == 2 and all("(n=3)" in r for r in rows)
+    assert "**AFDM worse**" in next(r for r in rows if "afdm − none" in r)
+    assert "gw, 500 words, resnet-crnn (base recipe) (`none`'s gap +0.210): AFDM is worse" \
+        " than `none` by 0.101" in text
