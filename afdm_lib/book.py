@@ -87,7 +87,7 @@ def presets_fragment() -> str:
     """The sweep presets of ``afdm_lib/presets.toml``, read and expanded by
     :mod:`afdm_lib.sweep` (so the cell counts are the ones a sweep runs)."""
     try:
-        from .sweep import expand, load_presets
+        from .presets import expand, load_presets
     except ImportError as exc:
         return f"*The sweep module is not available ({exc}).*\n"
     from .config import ConfigError

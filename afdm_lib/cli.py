@@ -145,7 +145,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import fnmatch
 
     from .plan import format_plan, plan
-    from .sweep import expand, run_sweep
+    from .presets import expand
+    from .sweep import run_sweep
 
     if args.plan:
         preset = expand(args.preset, device=args.device)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .config import RunConfig
 
 if TYPE_CHECKING:
-    from .sweep import Cell, Preset
+    from .presets import Cell, Preset
 
 
 @dataclass(frozen=True)

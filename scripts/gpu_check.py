@@ -321,7 +321,7 @@ def step_throughput(rep: Report, dry_run: bool) -> None:
     from afdm_lib.config import RunConfig
     from afdm_lib.device import seed_everything
     from afdm_lib.plan import DATASET_SIZES, plan
-    from afdm_lib.sweep import expand
+    from afdm_lib.presets import expand
 
     device = _device(dry_run)
     seed_everything(0, device)
@@ -444,8 +444,9 @@ def step_roundtrip(rep: Report, dry_run: bool, work: Path) -> None:
 
     from afdm_lib.checkpoint import load_checkpoint
     from afdm_lib.config import RunConfig
+    from afdm_lib.presets import expand
     from afdm_lib.results import read_record
-    from afdm_lib.sweep import expand, run_sweep
+    from afdm_lib.sweep import run_sweep
     from afdm_lib.train import train
 
     device = _device(dry_run)

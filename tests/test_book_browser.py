@@ -39,7 +39,7 @@ def _browser_missing() -> str | None:
 def _configs():
     """The smoke preset's cells, with seeds 0 and 1 (paired tests need pairs) and a
     32-word cut for recognition (so the plots have two training sizes)."""
-    from afdm_lib.sweep import cell_id, expand
+    from afdm_lib.presets import cell_id, expand
 
     out = []
     for cell in expand("smoke").cells:

@@ -18,8 +18,8 @@ from faultkit import TINY, alive, descendants, reaped, run, sigkill, start, wait
 
 from afdm_lib import cli
 from afdm_lib.checkpoint import load_checkpoint
+from afdm_lib.presets import expand
 from afdm_lib.results import RECORD, load_records, make_record, read_record, write_json
-from afdm_lib.sweep import expand
 from afdm_lib.train import train
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),

@@ -18,7 +18,7 @@ import pytest
 import torch
 from faultkit import FAULTS, MANIFEST_RUN, TEST_WORDS, TINY, write_manifest
 
-from afdm_lib import cli, results, sweep
+from afdm_lib import cli, presets, results, sweep
 from afdm_lib.checkpoint import load_checkpoint
 from afdm_lib.config import RunConfig
 from afdm_lib.recognition import RecognitionTask
@@ -418,7 +418,7 @@ def test_a_record_the_sweep_did_not_stamp_is_run_again_and_stamped(tmp_path, tin
     write_json(run_dir / "record.json", rec)
     assert not sweep.is_done(run_dir, tiny_cfg)
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
-    spec = {"cell_id": sweep.cell_id(tiny_cfg), "preset": "t", "config": tiny_cfg.to_dict(),
+    spec = {"cell_id": presets.cell_id(tiny_cfg), "preset": "t", "config": tiny_cfg.to_dict(),
             "run_dir": str(run_dir), "notebook": "recognition.ipynb",
             "notebook_source": "{}", "kernel": sweep.KERNEL}
     (run_dir / ".source-x.ipynb").write_text("{}")  # left by the killed sweep
@@ -434,5 +434,5 @@ def test_a_record_the_sweep_did_not_stamp_is_run_again_and_stamped(tmp_path, tin
 
 def test_config_type_checks_accept_every_preset():
     for name in ("smoke", "quick", "cpu", "paper"):
-        assert sweep.expand(name).cells
+        assert presets.expand(name).cells
     assert RunConfig.from_dict({"lr": 1, "train_size": None, "fraction": 0.5}).lr == 1

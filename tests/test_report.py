@@ -729,7 +729,7 @@ train_sizes = [100]
 
 
 def test_coverage_counts_every_planned_run_by_state(tmp_path: Path):
-    from afdm_lib.sweep import expand
+    from afdm_lib.presets import expand
 
     presets = tmp_path / "presets.toml"
     presets.write_text(MINI_PRESET)
@@ -779,7 +779,8 @@ def test_coverage_of_the_committed_study_matches_its_records():
     # the `afdm` records made before the afdm_steps decision (Deviations), stale in that
     # key alone until they are re-run: a retuned preset that would make more of the
     # committed study stale goes red here
-    from afdm_lib.sweep import comparable, expand
+    from afdm_lib.presets import expand
+    from afdm_lib.sweep import comparable
 
     root = Path(__file__).resolve().parents[1] / "results" / "cpu"
     table, runs = report.coverage_table(root), report.load_runs(root)

@@ -10,6 +10,7 @@ import pytest
 
 from afdm_lib import plan, sweep
 from afdm_lib.config import METHODS, RunConfig
+from afdm_lib.presets import Cell, Preset, SweepError, cell_id, expand
 from afdm_lib.results import (
     RECORD,
     load_records,
@@ -18,7 +19,7 @@ from afdm_lib.results import (
     run_lock,
     write_json,
 )
-from afdm_lib.sweep import Preset, SweepError, comparable, expand, run_sweep
+from afdm_lib.sweep import comparable, run_sweep
 
 
 # --- expansion (no kernels) ------------------------------------------------------------
@@ -32,7 +33,7 @@ def test_smoke_expands_to_both_tasks_and_three_methods():
     assert {c.notebook for c in preset.cells} == {"recognition.ipynb", "spotting.ipynb"}
     for c in preset.cells:  # shared config reached every cell
         assert (c.config.width, c.config.epochs, c.config.test_size) == (0.125, 1, 32)
-        assert c.cell_id == sweep.cell_id(c.config)
+        assert c.cell_id == cell_id(c.config)
 
 
 def test_study_presets_cover_what_the_issues_ask():
@@ -288,7 +289,7 @@ def _ok_run_cell(ran: list[str]):
 def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
     cell = expand("smoke").cells[0]
     _fake_results(tmp_path, Preset("p", "", [cell]))
-    retuned = Preset("p", "", [sweep.Cell(cell.cell_id, cell.notebook,
+    retuned = Preset("p", "", [Cell(cell.cell_id, cell.notebook,
                                           cell.config.replace(epochs=2))])
     ran = []
 
@@ -308,9 +309,9 @@ def test_a_retuned_cell_moves_its_old_folder_aside(tmp_path, monkeypatch):
     (dict(max_steps=9000, lr_decay_steps=50), False)])   # a decay that reads the cap
 def test_a_raised_cap_keeps_the_run_folder_to_resume_it(tmp_path, monkeypatch, change, kept):
     cell = expand("smoke").cells[0]
-    cell = sweep.Cell(cell.cell_id, cell.notebook, cell.config.replace(max_steps=500))
+    cell = Cell(cell.cell_id, cell.notebook, cell.config.replace(max_steps=500))
     _fake_results(tmp_path, Preset("p", "", [cell]))
-    raised = Preset("p", "", [sweep.Cell(cell.cell_id, cell.notebook,
+    raised = Preset("p", "", [Cell(cell.cell_id, cell.notebook,
                                          cell.config.replace(**change))])
     ran = []
     monkeypatch.setattr(sweep, "run_cell", _ok_run_cell(ran))
@@ -320,7 +321,7 @@ def test_a_raised_cap_keeps_the_run_folder_to_resume_it(tmp_path, monkeypatch, c
 
 
 def _spec(tmp_path: Path, cfg: RunConfig) -> dict:
-    return {"cell_id": sweep.cell_id(cfg), "preset": "t", "config": cfg.to_dict(),
+    return {"cell_id": cell_id(cfg), "preset": "t", "config": cfg.to_dict(),
             "run_dir": str(tmp_path / "run"), "notebook": "recognition.ipynb",
             "notebook_source": "{}", "kernel": sweep.KERNEL}
 
@@ -335,7 +336,7 @@ def test_run_cell_records_a_notebook_that_died_before_training(tmp_path, monkeyp
     out = sweep.run_cell(_spec(tmp_path, tiny_cfg))
     assert out["status"] == "failed" and "Kernel died" in out["error"]
     rec = read_record(tmp_path / "run")
-    assert rec["status"] == "failed" and rec["cell_id"] == sweep.cell_id(tiny_cfg)
+    assert rec["status"] == "failed" and rec["cell_id"] == cell_id(tiny_cfg)
     assert rec["config"] == tiny_cfg.to_dict() and "notebook_seconds" in rec["timings"]
     assert not list((tmp_path / "run").glob(".source-*"))  # temporary input removed
 
@@ -381,7 +382,7 @@ def test_run_cell_hands_back_a_cell_finished_meanwhile(tmp_path, monkeypatch, ti
 def test_a_sweep_neither_runs_nor_moves_a_cell_another_process_trains(tmp_path, monkeypatch):
     cells = expand("smoke").cells[:2]
     busy, free = cells
-    _fake_results(tmp_path, Preset("old", "", [sweep.Cell(
+    _fake_results(tmp_path, Preset("old", "", [Cell(
         busy.cell_id, busy.notebook, busy.config.replace(epochs=2))]))
     for p in (tmp_path / "runs" / busy.cell_id).glob(RECORD):
         p.unlink()  # a retuned cell, mid-run in another process: no record yet
@@ -419,9 +420,9 @@ def smoke_results(tmp_path_factory):
     preset = expand("smoke")
     good = preset.cells[0].config
     broken = good.replace(train_size=10**7)  # larger than the split: the trainer fails
-    preset.cells.append(sweep.Cell(sweep.cell_id(broken), "recognition.ipynb", broken))
+    preset.cells.append(Cell(cell_id(broken), "recognition.ipynb", broken))
     summary = run_sweep(preset, results=root, jobs=2, quiet=True)
-    return root, summary, sweep.cell_id(broken)
+    return root, summary, cell_id(broken)
 
 
 @pytest.mark.slow

@@ -222,7 +222,7 @@ def test_synthetic_records_carry_the_font_and_word_list_fingerprint(tmp_path, ti
 
 
 def test_runconfig_for_spotting_is_the_studys_spotting_setting():
-    from afdm_lib.sweep import expand
+    from afdm_lib.presets import expand
 
     cfg = RunConfig(task="spotting")
     assert (cfg.arch, cfg.lr) == ("tpp-phocnet", 5e-4)

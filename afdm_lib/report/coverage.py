@@ -63,7 +63,7 @@ def coverage_table(results_dir: str | Path, preset: str | None = None,
     setting), in the preset's order: the seeds it plans and how many runs are in each
     state. Empty when no preset is known for the folder."""
     from ..config import ConfigError
-    from ..sweep import cell_id, expand
+    from ..presets import cell_id, expand
 
     root = Path(results_dir)
     preset = preset or sweep_preset(root)

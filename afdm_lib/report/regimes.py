@@ -122,7 +122,7 @@ def planned_seeds(refs: dict[str, dict[str, str]]) -> dict[tuple, int]:
     """Seeds the regimes preset plans per (row, method), labelled as the records are;
     empty where the preset cannot be read."""
     try:
-        from ..sweep import expand
+        from ..presets import expand
 
         cells = expand(REGIMES_PRESET).cells
     except Exception:  # the page must build without the preset  # noqa: BLE001
