@@ -113,6 +113,32 @@ def test_study_presets_cover_what_the_issues_ask():
     assert {c.config.device for c in expand("paper", device="cpu").cells} == {"cpu"}
 
 
+def test_each_regime_cell_changes_one_thing_of_the_studys_cell():
+    # the regimes preset (issues 35 and 39): every cell is the cpu preset's GW 500-word
+    # cell of the same method and seed with exactly one key changed, so a difference
+    # between them is that key's doing
+    cpu = {(c.config.task, c.config.method, c.config.seed): c.config.to_dict()
+           for c in expand("cpu").cells
+           if c.config.dataset == "gw" and c.config.train_size == 500}
+    changed = {}
+    for cell in expand("regimes").cells:
+        c = cell.config.to_dict()
+        base = cpu[(c["task"], c["method"], c["seed"])]
+        keys = tuple(k for k in c if c[k] != base[k])
+        changed.setdefault((c["task"], keys), set()).add((c["method"], c["seed"]))
+    assert set(changed) == {
+        ("recognition", ("width",)), ("recognition", ("augment",)),
+        ("recognition", ("insert_after",)), ("recognition", ("train_size",)),
+        ("recognition", ("arch",)), ("spotting", ("width",))}
+    full = {(m, s) for m in METHODS for s in range(5)}
+    # (a), (b) and the residual backbone: 5 seeds of every method; image space: no `none`
+    for keys in ("width",), ("augment",), ("arch",):
+        assert changed[("recognition", keys)] == full
+    assert changed[("recognition", ("insert_after",))] == {
+        (m, s) for m, s in full if m != "none"}
+    assert {s for _, s in changed[("spotting", ("width",))]} == {0, 1, 2}
+
+
 def test_cells_run_seed_by_seed_longest_first(tmp_path, monkeypatch):
     # a sweep stopped part-way must leave whole comparisons (every method of the first
     # seeds), not every seed of one method; within a seed spotting costs more than
