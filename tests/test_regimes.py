@@ -62,8 +62,10 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _planned(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the preset plans 3 seeds of every method in the augment=False cell
-    planned = {("recognition", "crnn", "gw", 500, "augment=False", m): 3
+    # the preset plans 3 seeds of every method in the augment=False cell and in a 250-word
+    # cell that has no run yet
+    planned = {("recognition", "crnn", "gw", size, setting, m): 3
+               for size, setting in ((500, "augment=False"), (250, ""))
                for m in ("none", "random", "afdm")}
     monkeypatch.setattr(regimes, "planned_seeds", lambda refs: planned)
 
@@ -85,8 +87,10 @@ def test_regimes_page_orders_by_gap_and_waits_for_missing_seeds(folders, tmp_pat
     text = regimes.regimes_fragment(report.load_runs(study), tmp_path / "fig", "fig", extra)
     assert (tmp_path / "fig" / regimes.FOREST).is_file()
     assert "fig/regimes-forest.png" in text
-    assert ("gw, 500 words, crnn (augment=False): not run yet (`none` 1 of 3, `random` 0 of "
+    assert ("gw, 500 words, crnn (augment=False): incomplete (`none` 1 of 3, `random` 0 of "
             "3, `afdm` 0 of 3 seeds)") in text
+    assert ("gw, 250 words, crnn (base recipe): not run yet (`none` 0 of 3, `random` 0 of 3, "
+            "`afdm` 0 of 3 seeds)") in text
     rows = [line for line in text.splitlines() if line.startswith("| gw")]
     # width 0.5 (gap 0.36) before the base and image-space cells (gap about 0.11)
     assert "width=0.5" in rows[0] and "gap +0.360" in rows[0]  # mean over seeds

@@ -310,7 +310,8 @@ def regimes_fragment(study: Runs, figures: Path, figure_url: str,
         for _, r in waiting.iterrows():
             seeds = ", ".join(f"`{m}` {r['finished'][m]} of {r['planned'][m]}"
                               for m in METHODS)
-            items.append(f"- {regime_label(r, full)}: not run yet ({seeds} seeds)")
+            state = "incomplete" if any(r["finished"].values()) else "not run yet"
+            items.append(f"- {regime_label(r, full)}: {state} ({seeds} seeds)")
         out.append("\nNot compared yet (a cell is compared once every planned seed of every "
                    "method has finished):\n\n" + "\n".join(items) + "\n")
     out.append("\n## The verdicts\n\nThe smallest detectable difference is the half-width "
